@@ -1,0 +1,277 @@
+"""The command line: parse options, call a stage or the batch, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+SETTINGS_FILE = "pointsbatch.toml"
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def load_settings(path: Path = Path(SETTINGS_FILE)) -> dict[str, dict[str, Any]]:
+    """pointsbatch.toml: top-level keys apply to every command, [run]/[send]/... tables to one; a command-line
+    option wins. Keys may be spelled with - or _."""
+    if not path.exists():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise click.ClickException(f"设置文件 {path} 格式有误：{exc}") from exc
+    common = {k.replace("-", "_"): v for k, v in doc.items() if not isinstance(v, dict)}
+    out = {}
+    for command in ("template", "check", "run", "send"):
+        section = doc.get(command, {})
+        out[command] = {**common, **{k.replace("-", "_"): v for k, v in section.items()}}
+    return out
+
+
+class Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        extra.setdefault("default_map", load_settings())
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(package_name="pointsbatch", message="pointsbatch %(version)s")
+def main() -> None:
+    """党员积分制批处理：校验支部积分工作簿，计分，生成结果、公示和反馈。
+
+    常用步骤：pointsbatch template 生成空白工作簿 → 各支部填写 → pointsbatch run 收件文件夹 → pointsbatch send 结果文件夹。
+    """
+
+
+def _rules(path: Path | None):
+    from .rules import RulesError, load_rules
+
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        click.echo(f"错误：{exc}", err=True)
+        sys.exit(2)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="要生成的工作簿文件，如 第一党支部2027.xlsx")
+@click.option("--year", type=int, help="考核年度，默认今年")
+@click.option("--branch", help="支部名称（按镇支部名录的写法）")
+@click.option("--from", "previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="上一年度的工作簿：沿用其中的支部信息和党员名册")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="积分规则文件（TOML），默认使用内置规则")
+def template(output: Path, year: int | None, branch: str | None, previous: Path | None,
+             rules_path: Path | None) -> None:
+    """生成一份空白的标准支部积分工作簿（含下拉列表和填表说明）。"""
+    from .workbook.template import build_template, carry_over, write_workbook
+
+    rules = _rules(rules_path)
+    filling = carry_over(previous) if previous else None
+    if output.exists() and previous and output.resolve() == previous.resolve():
+        raise click.ClickException("新工作簿不能覆盖上一年度的工作簿，请换一个文件名")
+    wb = build_template(rules, year, branch, filling)
+    write_workbook(wb, output)
+    click.echo(f"已生成空白工作簿：{output}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--marked", type=click.Path(file_okay=False, path_type=Path),
+              help="把标出问题的工作簿副本写到这个文件夹")
+@click.option("--period", type=click.Choice(["annual", "h1"]), default="annual", show_default=True,
+              help="计分期间：annual 年度，h1 上半年")
+@click.option("--year", type=int, help="计分年度，默认取工作簿中的年度")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="积分规则文件（TOML）")
+@click.option("--json", "as_json", is_flag=True, help="以JSON输出问题（供其他程序使用）")
+def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int | None, rules_path: Path | None,
+          as_json: bool) -> None:
+    """校验工作簿并列出全部问题；不写任何文件，除非用 --marked 要求标注副本。"""
+    import json
+
+    from .batch import safe_component
+    from .validate import validate_workbook
+    from .workbook.marked import write_marked_copy
+    from .workbook.read import read_workbook
+
+    rules = _rules(rules_path)
+    any_error = False
+    report = []
+    for path in files:
+        book = read_workbook(path)
+        result = validate_workbook(book, rules, period, year)
+        errors = sum(p.is_error for p in result.problems)
+        any_error |= errors > 0
+        report.append({"file": str(path), "branch": result.branch_name, "errors": errors,
+                       "problems": [p.as_dict() for p in result.problems]})
+        if not as_json:
+            _print_problems(path, result.branch_name, result.problems)
+        if marked and errors and book.readable:
+            target = marked / f"{safe_component(path.stem, '工作簿')}_问题标注.xlsx"
+            write_marked_copy(path, result.problems, target)
+            if not as_json:
+                click.echo(f"  已写出标注副本：{target}")
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    sys.exit(1 if any_error else 0)
+
+
+def _print_problems(path: Path, branch: str | None, problems) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    errors = sum(p.is_error for p in problems)
+    title = f"{path.name}（{branch or '未识别支部'}）"
+    if not problems:
+        console.print(f"[green]✓[/green] {title}：没有发现问题")
+        return
+    console.print(f"[red]✗[/red] {title}：{errors}处错误，{len(problems) - errors}处提醒" if errors else
+                  f"[yellow]![/yellow] {title}：{len(problems)}处提醒，可以计分")
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("类别", "工作表", "单元格", "问题"):
+        table.add_column(col, overflow="fold")
+    for p in problems:
+        table.add_row("[red]错误[/red]" if p.is_error else "[yellow]提醒[/yellow]", p.sheet, p.cell, p.message)
+    console.print(table)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("inbox", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="输出文件夹；上次的结果移到其中的“历史”文件夹")
+@click.option("--period", type=click.Choice(["annual", "h1"]), default="annual", show_default=True,
+              help="计分期间：annual 年度，h1 上半年（1-6月）")
+@click.option("--year", type=int, help="计分年度，默认取工作簿中的年度")
+@click.option("--registry", type=click.Path(path_type=Path), help="镇支部名录（支部名录.xlsx）")
+@click.option("--rules", "rules_path", type=click.Path(path_type=Path), help="积分规则文件（TOML），默认内置规则")
+@click.option("--jobs", type=int, default=0, help="同时处理的工作簿数，默认使用全部CPU核心")
+@click.option("--notice-start", type=click.DateTime(["%Y-%m-%d"]), help="公示开始日期，默认今天")
+@click.option("--contact", help="公示中受理异议的联系人，默认各支部的积分记录员")
+@click.option("--run-date", type=click.DateTime(["%Y-%m-%d"]), help="计分日期，默认今天")
+@click.option("--trust-workbook-addresses", is_flag=True,
+              help="没有支部名录时，把回复发给工作簿中填写的联系邮箱")
+@click.option("--sender", default="pointsbatch@localhost", show_default=True, help="邮件的发件人地址")
+def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
+        jobs: int, notice_start: dt.datetime | None, contact: str | None, run_date: dt.datetime | None,
+        trust_workbook_addresses: bool, sender: str) -> None:
+    """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .batch import RunError, RunOptions, run_batch
+    from .rules import RulesError
+
+    console = Console(highlight=False)
+    if registry is not None and not Path(registry).is_file():
+        console.print(f"[red]错误：[/red]找不到支部名录 {registry}")
+        sys.exit(2)
+    if rules_path is not None and not Path(rules_path).is_file():
+        console.print(f"[red]错误：[/red]找不到规则文件 {rules_path}")
+        sys.exit(2)
+    options = RunOptions(
+        inbox=Path(inbox), out=Path(out), period=period, year=year, registry=registry, rules_path=rules_path,
+        jobs=jobs or os.cpu_count() or 1, run_date=(run_date.date() if run_date else dt.date.today()),
+        notice_start=notice_start.date() if notice_start else None, contact=contact,
+        trust_workbook_addresses=trust_workbook_addresses, sender=sender,
+    )
+    total = _count_files(Path(inbox))
+    try:
+        if total > 3 and console.is_terminal:
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task("正在处理工作簿", total=total)
+                report = run_batch(options, progress=lambda _name: bar.advance(task))
+        else:
+            report = run_batch(options)
+    except (RunError, RulesError) as exc:
+        console.print(f"[red]错误：[/red]{exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[red]已中断：[/red]输出文件夹保持为上一次完整的结果。")
+        sys.exit(2)
+    except OSError as exc:
+        console.print(f"[red]错误：[/red]写入输出时出错（{exc.strerror or exc}），输出文件夹保持为上一次完整的结果。")
+        sys.exit(2)
+    _print_summary(console, report)
+    sys.exit(report.exit_code)
+
+
+def _count_files(inbox: Path) -> int:
+    try:
+        return sum(1 for p in inbox.iterdir() if p.is_file())
+    except OSError:
+        return 0
+
+
+def _print_summary(console, report) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.year or ''}年 积分计算结果", header_style="bold")
+    for col in ("文件", "支部", "结果", "说明"):
+        table.add_column(col, overflow="fold")
+    for f in report.files:
+        if f.status == "accepted":
+            scored = [m for m in f.members if not m["exempt"]]
+            failed = sum(m["grade"] == "不合格" for m in scored)
+            note = f"{len(f.members)}名党员" + (f"，{failed}名不合格" if failed else "") + (
+                f"，{f.flags}处需复核" if f.flags else "")
+            table.add_row(f.name, f.branch or "", "[green]通过[/green]", note)
+        elif f.status == "rejected":
+            first = next((p.message for p in f.problems if p.is_error), "")
+            table.add_row(f.name, f.branch or "", "[red]退回[/red]", f"{f.errors}处错误。{first}")
+        else:
+            table.add_row(f.name, "", "[dim]忽略[/dim]", f.reason)
+    for name in report.missing:
+        table.add_row("", name, "[yellow]未报送[/yellow]", "支部名录中有，但没有收到工作簿")
+    console.print(table)
+    console.print(
+        f"通过 {report.count('accepted')} 份，退回 {report.count('rejected')} 份，忽略 {report.count('ignored')} 份，"
+        f"未报送 {len(report.missing)} 个支部。"
+    )
+    if report.changes:
+        console.print(f"与上次计分相比，{len(report.changes)} 名党员的总分有变化，详见 index.html。")
+    console.print(f"结果在：{report.out}（总览请打开 {report.out / 'index.html'}；回复邮件在 {report.out / '发件箱'}）")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--smtp-host", required=True, help="SMTP服务器地址")
+@click.option("--smtp-port", type=int, help="SMTP端口，默认 25（--starttls 为 587，--ssl 为 465）")
+@click.option("--smtp-user", help="SMTP用户名；密码从环境变量 POINTSBATCH_SMTP_PASSWORD 读取")
+@click.option("--starttls", is_flag=True, help="连接后用 STARTTLS 加密")
+@click.option("--ssl", "use_ssl", is_flag=True, help="用 SSL/TLS 直接加密连接")
+@click.option("--dry-run", is_flag=True, help="只列出将发给谁，不发送")
+@click.option("--sender", help="发件人地址，默认沿用邮件中的发件人")
+@click.option("--insecure", is_flag=True, help="不校验服务器证书（仅用于内部自签名证书）")
+def send(out: Path, smtp_host: str, smtp_port: int | None, smtp_user: str | None, starttls: bool, use_ssl: bool,
+         dry_run: bool, sender: str | None, insecure: bool) -> None:
+    """发送 run 在 OUT/发件箱 中生成的回复邮件，每封只发一次。"""
+    from rich.console import Console
+
+    from .mail import MailError, SmtpSettings, send_outbox
+
+    console = Console(highlight=False)
+    if starttls and use_ssl:
+        console.print("[red]错误：[/red]--starttls 和 --ssl 只能选一个")
+        sys.exit(2)
+    settings = SmtpSettings(
+        host=smtp_host, port=smtp_port or (465 if use_ssl else 587 if starttls else 25), user=smtp_user,
+        password=os.environ.get("POINTSBATCH_SMTP_PASSWORD"), starttls=starttls, ssl=use_ssl,
+        verify=not insecure, sender=sender,
+    )
+    try:
+        outcome = send_outbox(Path(out), settings, dry_run=dry_run, log=console.print)
+    except MailError as exc:
+        console.print(f"[red]错误：[/red]{exc}")
+        sys.exit(2)
+    sys.exit(0 if not outcome.failed else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""A branch's answer: its results workbook (from the .xlsx template) and its public notice (公示, HTML)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..jinja import render_text
+from ..rules import Rules
+from ..score import Scores
+from ..validate import Branch
+from .xlsx_template import render_xlsx
+
+RESULTS_TEMPLATE = "支部积分结果.xlsx"
+
+
+def template_path(name: str) -> Path:
+    return Path(str(resources.files("pointsbatch").joinpath("templates", name)))
+
+
+def _clean(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Plain dicts for templates: NaN and NA become None, numpy scalars become Python ones."""
+    cols = list(frame.columns)
+    return [{c: _clean(v) for c, v in zip(cols, row, strict=True)} for row in frame.itertuples(index=False)]
+
+
+def member_rows(scores: Scores, h1: Scores | None = None) -> list[dict[str, Any]]:
+    m = scores.members.copy()
+    m["h1_total"] = m["seq"].map(h1.members.set_index("seq")["total"]) if h1 is not None else None
+    m["honours"] = m["honours"].replace("", None)
+    return records(m[["seq", "name", "category", "exempt", "base", "incentive", "deductions", "veto", "total",
+                      "grade", "honours", "reward", "h1_total"]])
+
+
+def render_results(branch: Branch, scores: Scores, rules: Rules, run_date: dt.date, h1: Scores | None = None):
+    """The branch's results workbook: scores, ledger, flags, objections, and the rules applied."""
+    approval = branch.info.approval_date(scores.period)
+    context = {
+        "branch": branch.info,
+        "period": scores.period,
+        "approval_date": approval.isoformat() if approval else "",
+        "run_date": run_date.isoformat(),
+        "members": member_rows(scores, h1),
+        "ledger": records(scores.ledger),
+        "flags": records(scores.flags),
+        "objections": records(branch.objections[["date", "name", "content", "finding", "outcome"]])
+        if not branch.objections.empty else [],
+        "rules": rules.summary() + [("计分期间", scores.period.label), ("计分日期", run_date.isoformat())],
+    }
+    return render_xlsx(template_path(RESULTS_TEMPLATE), context)
+
+
+def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None) -> dict:
+    """What the public notice shows: names, scores and grades only (no birth dates, no reasons)."""
+    m = scores.members
+    scored = m[~m["exempt"]].sort_values("seq")
+    end = start + dt.timedelta(days=rules.notice_days - 1)
+    return {
+        "branch": branch.info.name,
+        "year": branch.info.year,
+        "period": scores.period.label,
+        "members": records(scored[["seq", "name", "base", "incentive", "deductions", "total", "grade"]]),
+        "exempt": list(m[m["exempt"]].sort_values("seq")["name"]),
+        "start": start,
+        "end": end,
+        "days": rules.notice_days,
+        "contact": contact or f"{branch.info.name}积分记录员{branch.info.recorder}",
+        "recorder": branch.info.recorder,
+        "rules_name": rules.name,
+    }
+
+
+def render_notice(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None) -> str:
+    return render_text("notice.html", **notice_context(branch, scores, rules, start, contact))

@@ -1,0 +1,238 @@
+"""The scoring rules as data: the bundled rules.toml (RULES.md) loaded into frozen, validated objects."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .workbook import spec
+
+
+class RulesError(Exception):
+    """A rules file that cannot be used; the message names the setting, in Chinese."""
+
+
+@dataclass(frozen=True)
+class BaseItem:
+    key: str
+    name: str
+    points: float
+
+
+@dataclass(frozen=True)
+class BaseRules:
+    prorate: bool
+    items: tuple[BaseItem, ...]
+
+    def points(self) -> dict[str, float]:
+        return {i.key: i.points for i in self.items}
+
+    def names(self) -> dict[str, str]:
+        return {i.key: i.name for i in self.items}
+
+
+@dataclass(frozen=True)
+class IncentiveRules:
+    leading_multiplier: float
+    item_cap: float
+    cap_grows_with_multiplier: bool
+    total_cap: float
+    activity_max: float
+    step: float
+
+    def effective_item_cap(self) -> float:
+        return self.item_cap * (self.leading_multiplier if self.cap_grows_with_multiplier else 1)
+
+
+@dataclass(frozen=True)
+class NegativeRules:
+    deduction_per_occurrence: float
+
+
+@dataclass(frozen=True)
+class VetoRules:
+    absence_months: int
+    absence_items: tuple[str, ...]
+    grid_condition: str
+    dues_warning_months: int
+
+
+@dataclass(frozen=True)
+class GradeRules:
+    pass_mark: float
+    honours_mark: float
+    excellent_mark: float
+    max_reward_rate: float
+    decimals: int
+    boundary_margin: float
+
+
+@dataclass(frozen=True)
+class Rules:
+    name: str
+    digest: str
+    exempt_age: int
+    base: BaseRules
+    incentive: IncentiveRules
+    negative: NegativeRules
+    veto: VetoRules
+    grades: GradeRules
+    notice_days: int
+
+    def base_max(self, items_in_period: list[str] | None = None) -> float:
+        """The most base points the grid's events can give (all events, or those named)."""
+        points = self.base.points()
+        keys = items_in_period if items_in_period is not None else [e.item for e in spec.GRID_EVENTS]
+        return float(sum(points[k] for k in keys))
+
+    def summary(self) -> list[tuple[str, str]]:
+        """The settings as (说明, 值) pairs, for the sheet that states the rules applied."""
+        b, i, g = self.base, self.incentive, self.grades
+        rows = [("积分办法", self.name), ("规则文件摘要", self.digest[:16])]
+        rows += [(f"基础分：{item.name}（每次）", _num(item.points)) for item in b.items]
+        rows += [
+            ("基础分满分", _num(self.base_max())),
+            ("不适用活动按比例折算", "是" if b.prorate else "否"),
+            ("带头作用倍数", _num(i.leading_multiplier)),
+            ("激励分单项封顶", _num(i.effective_item_cap())),
+            ("单项封顶随倍数增长", "是" if i.cap_grows_with_multiplier else "否"),
+            ("激励分合计上限", _num(i.total_cap)),
+            ("每次活动得分范围", f"0～{_num(i.activity_max)}，以{_num(i.step)}分为单位"),
+            ("负面清单每次扣分", _num(self.negative.deduction_per_occurrence)),
+            ("连续不参加组织生活否决月数", str(self.veto.absence_months)),
+            ("免于积分管理年龄", f"{self.exempt_age}周岁"),
+            ("合格分数线", _num(g.pass_mark)),
+            ("评先评优分数线", _num(g.honours_mark)),
+            ("优秀分数线", _num(g.excellent_mark)),
+            ("奖励标准上限（元/分）", _num(g.max_reward_rate)),
+            ("公示天数不少于", str(self.notice_days)),
+        ]
+        return rows
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+BUNDLED = "rules.toml"
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """Load and validate a rules file; the bundled one (RULES.md's defaults) when no path is given."""
+    if path is None:
+        data = resources.files("pointsbatch").joinpath(BUNDLED).read_bytes()
+        source = BUNDLED
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise RulesError(f"无法读取规则文件 {path}：{exc.strerror or exc}") from exc
+        source = str(path)
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RulesError(f"规则文件 {source} 格式有误：{exc}") from exc
+    return _build(doc, hashlib.sha256(data).hexdigest())
+
+
+class _Reader:
+    """Reads settings by dotted name, so every error names the setting it is about."""
+
+    def __init__(self, doc: dict[str, Any]):
+        self.doc = doc
+
+    def get(self, name: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> Any:
+        node: Any = self.doc
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise RulesError(f"规则文件缺少设置项 {name}")
+            node = node[part]
+        if kind is float and isinstance(node, int) and not isinstance(node, bool):
+            node = float(node)
+        if not isinstance(node, kind) or (kind is not bool and isinstance(node, bool)):
+            raise RulesError(f"规则文件设置项 {name} 的值 {node!r} 类型不对，应为{_KIND_NAMES[kind]}")
+        if lo is not None and node < lo:
+            raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能小于 {lo}")
+        if hi is not None and node > hi:
+            raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能大于 {hi}")
+        return node
+
+
+_KIND_NAMES = {float: "数字", int: "整数", bool: "true 或 false", str: "文字", list: "列表"}
+
+
+def _build(doc: dict[str, Any], digest: str) -> Rules:
+    r = _Reader(doc)
+    raw_items = r.get("base.items", list)
+    items = []
+    for n, raw in enumerate(raw_items):
+        ir = _Reader(raw if isinstance(raw, dict) else {})
+        try:
+            items.append(BaseItem(ir.get("key", str), ir.get("name", str), ir.get("points", float, lo=0)))
+        except RulesError as exc:
+            raise RulesError(str(exc).replace("设置项 ", f"设置项 base.items[{n}].")) from None
+    keys = {i.key for i in items}
+    needed = {e.item for e in spec.GRID_EVENTS}
+    if keys != needed:
+        raise RulesError(f"规则文件设置项 base.items 应恰好包含 {', '.join(sorted(needed))}")
+    absence_items = tuple(r.get("veto.absence_items", list))
+    unknown = [k for k in absence_items if k not in keys]
+    if unknown:
+        raise RulesError(f"规则文件设置项 veto.absence_items 含有未知项目 {', '.join(map(str, unknown))}")
+    grid_condition = r.get("veto.grid_condition", str)
+    if grid_condition not in spec.VETO_CONDITION.values:
+        raise RulesError(f"规则文件设置项 veto.grid_condition 应为一票否决情形之一，而不是 {grid_condition}")
+    incentive = IncentiveRules(
+        leading_multiplier=r.get("incentive.leading_multiplier", float, lo=1),
+        item_cap=r.get("incentive.item_cap", float, lo=0),
+        cap_grows_with_multiplier=r.get("incentive.cap_grows_with_multiplier", bool),
+        total_cap=r.get("incentive.total_cap", float, lo=0),
+        activity_max=r.get("incentive.activity_max", float, lo=0),
+        step=r.get("incentive.step", float, lo=0.01),
+    )
+    grades = GradeRules(
+        pass_mark=r.get("grades.pass_mark", float, lo=0),
+        honours_mark=r.get("grades.honours_mark", float, lo=0),
+        excellent_mark=r.get("grades.excellent_mark", float, lo=0),
+        max_reward_rate=r.get("grades.max_reward_rate", float, lo=0),
+        decimals=r.get("grades.decimals", int, lo=0, hi=2),
+        boundary_margin=r.get("grades.boundary_margin", float, lo=0),
+    )
+    if not grades.pass_mark <= grades.honours_mark <= grades.excellent_mark:
+        raise RulesError("规则文件设置项 grades.pass_mark ≤ honours_mark ≤ excellent_mark 的顺序不对")
+    return Rules(
+        name=r.get("name", str),
+        digest=digest,
+        exempt_age=r.get("scope.exempt_age", int, lo=0, hi=150),
+        base=BaseRules(prorate=r.get("base.prorate", bool), items=tuple(items)),
+        incentive=incentive,
+        negative=NegativeRules(r.get("negative.deduction_per_occurrence", float, lo=0)),
+        veto=VetoRules(
+            absence_months=r.get("veto.absence_months", int, lo=1, hi=12),
+            absence_items=absence_items,
+            grid_condition=grid_condition,
+            dues_warning_months=r.get("veto.dues_warning_months", int, lo=1, hi=12),
+        ),
+        grades=grades,
+        notice_days=r.get("notice.days", int, lo=1, hi=365),
+    )
+
+
+@dataclass(frozen=True)
+class Period:
+    """A scoring period of the year: the annual run or the half-year run (January-June)."""
+
+    key: str
+    label: str
+    last_month: int
+    info_date_key: str  # the 支部信息 key holding the committee's approval date
+
+
+PERIODS = {
+    "annual": Period("annual", "年度", 12, "annual_date"),
+    "h1": Period("h1", "上半年", 6, "h1_date"),
+}

@@ -1,0 +1,309 @@
+"""Score a validated branch: a ledger of every point given or taken, and the totals summed from it.
+
+Everything is computed on whole tables (group-bys, clips, masks); the ledger is the single source the totals are
+summed from, so any score can be traced to the cells behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .rules import PERIODS, Period, Rules
+from .validate import Branch
+from .workbook import spec
+
+LEDGER_COLUMNS = ["seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier", "points", "note"]
+PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO = "基础分", "激励分", "扣分", "一票否决"
+
+
+@dataclass
+class Scores:
+    """One branch's result for one period: a row per member, the ledger, and the flags for a second look."""
+
+    period: Period
+    members: pd.DataFrame
+    ledger: pd.DataFrame
+    flags: pd.DataFrame
+
+
+def round_half_up(values: pd.Series | float, decimals: int) -> pd.Series | float:
+    """Half-up rounding at the very end (Python's round() is half-even, and floats need a nudge)."""
+    factor = 10**decimals
+    return np.floor(np.asarray(values, dtype=float) * factor + 0.5 + 1e-9) / factor if isinstance(
+        values, pd.Series
+    ) else math.floor(values * factor + 0.5 + 1e-9) / factor
+
+
+def score_branch(branch: Branch, rules: Rules, period: str = "annual") -> Scores:
+    per = PERIODS[period]
+    roster = branch.roster
+    scored = roster[~roster["exempt"]]
+    names = dict(zip(roster["seq"], roster["name"], strict=True))
+    seqs = scored["seq"]
+    att = branch.attendance[branch.attendance["month"] <= per.last_month]
+    att = att[att["seq"].isin(seqs)]
+    absence = detect_absence_vetoes(att, rules, per)
+    parts = [
+        base_ledger(att, rules),
+        incentive_ledger(_in_period(branch.incentive, per, seqs), rules),
+        deduction_ledger(_in_period(branch.negative, per, seqs), rules),
+    ]
+    ledger = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
+        not p.empty for p in parts) else _empty_ledger()
+    ledger = pd.concat([ledger, floor_ledger(ledger, rules)], ignore_index=True)
+    vetoes = collect_vetoes(_in_period(branch.veto, per, seqs), absence, rules)
+    ledger = pd.concat([ledger, veto_ledger(ledger, vetoes)], ignore_index=True)
+    ledger["name"] = ledger["seq"].map(names)
+    members = member_totals(roster, ledger, vetoes, branch.info.rate, rules)
+    flags = second_look_flags(members, ledger, absence, att, branch.veto, rules, names)
+    return Scores(per, members, ledger[LEDGER_COLUMNS], flags)
+
+
+def _empty_ledger() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float if c in ("raw", "multiplier", "points") else object)
+                         for c in LEDGER_COLUMNS})
+
+
+def _in_period(log: pd.DataFrame, per: Period, seqs: pd.Series) -> pd.DataFrame:
+    if log.empty:
+        return log
+    months = log["date"].map(lambda d: d.month)
+    return log[(months <= per.last_month) & log["seq"].isin(seqs)]
+
+
+def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """One row per member and base item: the attended events times the item's points; then the prorating."""
+    if att.empty:
+        return _empty_ledger()
+    points = rules.base.points()
+    names = rules.base.names()
+    att = att.assign(value=att["item"].map(points))
+    attended = att[att["mark"] == "attended"]
+    grouped = attended.groupby(["seq", "item"], sort=False).agg(
+        count=("value", "size"), points=("value", "sum"), row=("row", "first"),
+        cell=("cell", lambda c: ",".join(c)), each=("value", "first"),
+    ).reset_index()
+    ledger = pd.DataFrame({
+        "seq": grouped["seq"], "part": PART_BASE, "item": grouped["item"].map(names),
+        "sheet": spec.GRID_SHEET, "row": grouped["row"], "cell": grouped["cell"],
+        "raw": grouped["count"].astype(float), "multiplier": grouped["each"].astype(float),
+        "points": grouped["points"].astype(float),
+        "note": "参加" + grouped["count"].astype(str) + "次，每次" + grouped["each"].map(_n) + "分",
+    })
+    if not rules.base.prorate:
+        return ledger
+    # members with not-applicable events: earned * period_max / applicable_max
+    period_max = att.drop_duplicates("event")["value"].sum()
+    per_member = att.groupby("seq").agg(
+        applicable=("value", lambda v: v[att.loc[v.index, "mark"] != "na"].sum()),
+        na_count=("mark", lambda m: int((m == "na").sum())),
+        row=("row", "first"),
+    )
+    earned = attended.groupby("seq")["value"].sum().reindex(per_member.index, fill_value=0.0)
+    adjust = per_member[(per_member["na_count"] > 0)].copy()
+    if adjust.empty:
+        return ledger
+    adjust["earned"] = earned
+    factor = np.where(adjust["applicable"] > 0, period_max / adjust["applicable"].where(adjust["applicable"] > 0, 1), 0)
+    adjust["delta"] = adjust["earned"] * factor - adjust["earned"]
+    prorate = pd.DataFrame({
+        "seq": adjust.index, "part": PART_BASE, "item": "不适用折算", "sheet": spec.GRID_SHEET,
+        "row": adjust["row"].values, "cell": "", "raw": adjust["earned"].values,
+        "multiplier": factor, "points": adjust["delta"].values,
+        "note": [f"{int(n)}次活动不适用，按 实得{_n(e)} × 满分{_n(period_max)} ÷ 应得满分{_n(a)} 折算"
+                 for n, e, a in zip(adjust["na_count"], adjust["earned"], adjust["applicable"], strict=True)],
+    })
+    return pd.concat([ledger, prorate], ignore_index=True)
+
+
+def incentive_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Each activity times the leading-role multiplier, then what the item cap and the total cap take back."""
+    if log.empty:
+        return _empty_ledger()
+    inc = rules.incentive
+    mult = np.where(log["leading"], inc.leading_multiplier, 1.0)
+    rows = pd.DataFrame({
+        "seq": log["seq"].values, "part": PART_INCENTIVE, "item": log["item"].values,
+        "sheet": spec.INCENTIVE.name, "row": log["row"].values,
+        "cell": log["cell"].values, "raw": log["points"].values.astype(float),
+        "multiplier": mult, "points": log["points"].values.astype(float) * mult,
+        "note": np.where(log["leading"], "带头作用，" + _n(inc.leading_multiplier) + "倍计分",
+                         "") + log["content"].fillna("").astype(str).map(lambda t: t[:40]).values,
+    })
+    cap = inc.effective_item_cap()
+    sums = rows.groupby(["seq", "item"], sort=False)["points"].sum().reset_index()
+    over = sums[sums["points"] > cap]
+    capped = pd.DataFrame({
+        "seq": over["seq"], "part": PART_INCENTIVE, "item": over["item"], "sheet": spec.INCENTIVE.name,
+        "row": pd.NA, "cell": "", "raw": over["points"], "multiplier": 1.0, "points": cap - over["points"],
+        "note": f"单项封顶{_n(cap)}分，超出部分不计",
+    })
+    item_totals = sums.assign(points=sums["points"].clip(upper=cap)).groupby("seq")["points"].sum()
+    over_total = item_totals[item_totals > inc.total_cap]
+    total_capped = pd.DataFrame({
+        "seq": over_total.index, "part": PART_INCENTIVE, "item": "激励分上限", "sheet": "",
+        "row": pd.NA, "cell": "", "raw": over_total.values, "multiplier": 1.0,
+        "points": inc.total_cap - over_total.values, "note": f"激励分合计不超过{_n(inc.total_cap)}分",
+    })
+    return pd.concat([f for f in (rows, capped, total_capped) if not f.empty], ignore_index=True)
+
+
+def deduction_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    if log.empty:
+        return _empty_ledger()
+    each = rules.negative.deduction_per_occurrence
+    return pd.DataFrame({
+        "seq": log["seq"].values, "part": PART_DEDUCTION, "item": log["case"].values,
+        "sheet": spec.NEGATIVE.name, "row": log["row"].values, "cell": log["cell"].values,
+        "raw": 1.0, "multiplier": 1.0, "points": -each, "note": f"发现一次扣{_n(each)}分",
+    })
+
+
+def floor_ledger(ledger: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """扣完为止: the score never goes below 0; the excess deduction is given back."""
+    if ledger.empty:
+        return _empty_ledger()
+    totals = ledger.groupby("seq")["points"].sum()
+    below = totals[totals < 0]
+    return pd.DataFrame({
+        "seq": below.index, "part": PART_DEDUCTION, "item": "扣完为止", "sheet": "", "row": pd.NA,
+        "cell": "", "raw": below.values, "multiplier": 1.0, "points": -below.values,
+        "note": "扣分超过所得分数，扣完为止",
+    }) if not below.empty else _empty_ledger()
+
+
+def detect_absence_vetoes(att: pd.DataFrame, rules: Rules, per: Period) -> pd.DataFrame:
+    """Veto 1 from the grid: `absence_months` consecutive months each with an unexcused absence and no attendance.
+
+    A month with leave, attendance, or only not-applicable events breaks the run. Returns seq, start, end months.
+    """
+    org = att[att["item"].isin(rules.veto.absence_items)]
+    if org.empty:
+        return pd.DataFrame(columns=["seq", "start", "end"])
+    by_month = org.groupby(["seq", "month"])["mark"]
+    attended = by_month.apply(lambda m: (m == "attended").any()).unstack(fill_value=False)
+    absent = by_month.apply(lambda m: (m == "absent").any()).unstack(fill_value=False)
+    missed = (absent & ~attended).reindex(columns=range(1, per.last_month + 1), fill_value=False)
+    need = rules.veto.absence_months
+    run = pd.Series(0, index=missed.index)
+    found_end = pd.Series(0, index=missed.index)
+    best = pd.Series(0, index=missed.index)
+    for month in missed.columns:  # twelve steps over all members at once
+        run = (run + 1).where(missed[month], 0)
+        longer = run > best
+        best = best.where(~longer, run)
+        found_end = found_end.where(~longer, month)
+    hit = best >= need
+    return pd.DataFrame({"seq": best.index[hit], "start": (found_end - best + 1)[hit].values,
+                         "end": found_end[hit].values})
+
+
+def collect_vetoes(log: pd.DataFrame, absence: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Every veto a member has: logged ones, and condition 1 detected from the grid (seq, condition, source, note)."""
+    frames = []
+    if not log.empty:
+        frames.append(pd.DataFrame({
+            "seq": log["seq"].values, "condition": log["condition"].values, "sheet": spec.VETO.name,
+            "row": log["row"].values, "note": "支部登记",
+        }))
+    if not absence.empty:
+        frames.append(pd.DataFrame({
+            "seq": absence["seq"].values, "condition": rules.veto.grid_condition, "sheet": spec.GRID_SHEET,
+            "row": pd.NA,
+            "note": [f"{s}月至{e}月连续{e - s + 1}个月无故未参加组织生活" for s, e in
+                     zip(absence["start"], absence["end"], strict=True)],
+        }))
+    if not frames:
+        return pd.DataFrame(columns=["seq", "condition", "sheet", "row", "note"])
+    vetoes = pd.concat(frames, ignore_index=True)
+    return vetoes.drop_duplicates(["seq", "condition"], keep="first")
+
+
+def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:
+    """The year's score becomes 0: one row taking back whatever the member had."""
+    if vetoes.empty:
+        return _empty_ledger()
+    totals = ledger.groupby("seq")["points"].sum() if not ledger.empty else pd.Series(dtype=float)
+    first = vetoes.groupby("seq", sort=False).agg(
+        condition=("condition", "；".join), note=("note", "；".join), sheet=("sheet", "first"), row=("row", "first"))
+    current = totals.reindex(first.index, fill_value=0.0)
+    return pd.DataFrame({
+        "seq": first.index, "part": PART_VETO, "item": first["condition"].values, "sheet": first["sheet"].values,
+        "row": first["row"].values, "cell": "", "raw": current.values, "multiplier": 1.0,
+        "points": -current.values, "note": ("一票否决，年度积分为0分：" + first["note"]).values,
+    })
+
+
+def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFrame, rate: float | None,
+                  rules: Rules) -> pd.DataFrame:
+    g = rules.grades
+    by_part = ledger.pivot_table(index="seq", columns="part", values="points", aggfunc="sum", fill_value=0.0)
+    by_part = by_part.reindex(columns=[PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO], fill_value=0.0)
+    deductions = ledger[(ledger["part"] == PART_DEDUCTION) & (ledger["item"] != "扣完为止")].groupby("seq")[
+        "points"].sum()
+    out = roster[["seq", "name", "category", "exempt", "row"]].copy().set_index("seq")
+    exempt = out["exempt"]
+    out["base"] = by_part[PART_BASE].reindex(out.index, fill_value=0.0)
+    out["incentive"] = by_part[PART_INCENTIVE].reindex(out.index, fill_value=0.0)
+    out["deductions"] = (-deductions).reindex(out.index, fill_value=0.0)
+    exact = ledger.groupby("seq")["points"].sum().reindex(out.index, fill_value=0.0)
+    out["total_exact"] = exact
+    out["veto"] = vetoes.groupby("seq")["condition"].agg("；".join).reindex(out.index).fillna("")
+    total = round_half_up(exact.clip(lower=0), g.decimals)
+    out["total"] = total
+    out["grade"] = np.select([total >= g.excellent_mark, total >= g.pass_mark], ["优秀", "合格"], "不合格")
+    out["honours"] = np.where(total >= g.honours_mark, "是", "否")
+    if rate is None:
+        out["reward"] = np.nan
+    else:
+        out["reward"] = np.where(total >= g.pass_mark, np.round(total * rate, 2), np.nan)
+    for col in ("base", "incentive", "deductions", "total", "total_exact", "reward"):
+        out.loc[exempt, col] = np.nan
+    out.loc[exempt, "grade"] = "免于积分管理"
+    out.loc[exempt, "honours"] = ""
+    out.loc[exempt, "veto"] = ""
+    return out.reset_index()
+
+
+def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.DataFrame, att: pd.DataFrame,
+                      veto_log: pd.DataFrame, rules: Rules, names: dict) -> pd.DataFrame:
+    """Totals near a grade boundary, vetoes detected rather than logged, activity beyond an item's cap, dues."""
+    g = rules.grades
+    flags = []
+    scored = members[~members["exempt"]]
+    for mark in (g.pass_mark, g.honours_mark, g.excellent_mark):
+        near = scored[(scored["total"] - mark).abs() <= g.boundary_margin]
+        flags += [(s, "临界分数", f"总分{_n(t)}，距{_n(mark)}分线不足{_n(g.boundary_margin)}分，请复核")
+                  for s, t in zip(near["seq"], near["total"], strict=True)]
+    logged = set(zip(veto_log["seq"], veto_log["condition"])) if not veto_log.empty else set()
+    for s, start, end in zip(absence["seq"], absence["start"], absence["end"], strict=True):
+        if (s, rules.veto.grid_condition) not in logged:
+            flags.append((s, "自动识别否决", f"根据基础积分表，{start}月至{end}月连续无故未参加组织生活，支部未登记，请核实"))
+    capped = ledger[ledger["note"].astype(str).str.startswith("单项封顶")]
+    flags += [(s, "超出封顶", f"「{i}」登记的活动超过单项封顶，超出部分未计分") for s, i in
+              zip(capped["seq"], capped["item"], strict=True)]
+    dues = att[att["item"] == "dues"]
+    if not dues.empty:
+        unpaid = dues.assign(u=dues["mark"] == "absent").pivot_table(index="seq", columns="month", values="u",
+                                                                      aggfunc="any", fill_value=False)
+        run = pd.Series(0, index=unpaid.index)
+        best = run.copy()
+        for month in sorted(unpaid.columns):
+            run = (run + 1).where(unpaid[month], 0)
+            best = np.maximum(best, run)
+        refused = {s for s, c in logged if c == "拒绝交纳党费"}
+        for s in best.index[best >= rules.veto.dues_warning_months]:
+            if s not in refused:
+                flags.append((s, "党费提示", f"连续{int(best[s])}个月未足额缴纳党费，如经教育仍拒绝交纳，应登记一票否决"))
+    frame = pd.DataFrame(flags, columns=["seq", "flag", "note"])
+    frame.insert(1, "name", frame["seq"].map(names))
+    return frame
+
+
+def _n(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:.2f}".rstrip("0").rstrip(".")

@@ -1,0 +1,495 @@
+"""Validate a read workbook: pandera schemas made from the spec, then the checks across sheets.
+
+Every problem is collected as a value (sheet, cell, value, Chinese message); a workbook with any error yields no
+branch, so the scorer only ever sees clean, typed tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .problems import PROBLEM_CEILING, Problem, has_errors, sort_key
+from .rules import PERIODS, Period, Rules
+from .workbook import spec
+from .workbook.messages import problem
+from .workbook.read import RawTable, RawWorkbook
+from .workbook.values import INVALID, is_blank, parse_choice, parse_date, parse_int, parse_number, parser_for
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    name: str
+    year: int
+    recorder: str
+    secretary: str | None = None
+    email: str | None = None
+    h1_date: dt.date | None = None
+    annual_date: dt.date | None = None
+    rate: float | None = None
+
+    def approval_date(self, period: Period) -> dt.date | None:
+        return getattr(self, period.info_date_key)
+
+
+@dataclass
+class Branch:
+    """One branch's clean, typed tables, ready to score. Every row keeps its Excel row in `row`."""
+
+    path: Path
+    info: BranchInfo
+    roster: pd.DataFrame
+    attendance: pd.DataFrame
+    incentive: pd.DataFrame
+    negative: pd.DataFrame
+    veto: pd.DataFrame
+    objections: pd.DataFrame
+
+
+@dataclass
+class Validation:
+    path: Path
+    branch: Branch | None
+    problems: list[Problem] = field(default_factory=list)
+    branch_name: str | None = None
+    year: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.branch is not None
+
+
+def workbook_year(book: RawWorkbook) -> int | None:
+    value = book.info.get("year", (None, ""))[0]
+    year = parse_int(value)
+    return year if isinstance(year, int) else None
+
+
+def validate_workbook(book: RawWorkbook, rules: Rules, period: str = "annual", year: int | None = None) -> Validation:
+    """All problems of one workbook, and its typed tables when there is no error."""
+    ctx = _Context(book, rules, PERIODS[period], year)
+    if book.readable:
+        ctx.run()
+    problems = _with_ceiling(sorted(book.problems + ctx.problems, key=sort_key))
+    branch = None if has_errors(problems) or not book.readable else ctx.branch()
+    return Validation(book.path, branch, problems, ctx.branch_name(), ctx.year)
+
+
+def _with_ceiling(problems: list[Problem]) -> list[Problem]:
+    if len(problems) <= PROBLEM_CEILING:
+        return problems
+    shown = problems[:PROBLEM_CEILING]
+    more = len(problems) - PROBLEM_CEILING
+    return shown + [problem("too_many_problems", "", "", shown=PROBLEM_CEILING, more=more)]
+
+
+# --- pandera schemas, made from the spec -------------------------------------------------------------------------
+
+_KIND_CODES = {
+    "int": "not_an_integer",
+    "number": "not_a_number",
+    "score": "not_a_number",
+    "date": "not_a_date",
+    "choice": "value_not_allowed",
+}
+
+
+def _ok(parse):
+    return lambda s: s.map(parse).map(lambda v: v is not INVALID).astype(bool)
+
+
+def _on_numbers(test):
+    """A check on the cells that parse as numbers; the others are not_a_number's business."""
+
+    def check(s: pd.Series) -> pd.Series:
+        nums = s.map(parse_number)
+        return nums.map(lambda v: v is None or v is INVALID or bool(test(v))).astype(bool)
+
+    return check
+
+
+def _in_year(year: int):
+    def check(s: pd.Series) -> pd.Series:
+        dates = s.map(parse_date)
+        return dates.map(lambda d: not isinstance(d, dt.date) or d.year == year).astype(bool)
+
+    return check
+
+
+def column_checks(col: spec.Column, rules: Rules, year: int | None) -> list:
+    """The pandera checks of one column, each named by the problem code it reports."""
+    import pandera.pandas as pa
+
+    checks = []
+    if col.required:
+        checks.append(pa.Check(lambda s: s.notna(), name="value_required", ignore_na=False))
+    code = _KIND_CODES.get(col.kind)
+    if code:
+        checks.append(pa.Check(_ok(parser_for(col)), name=code))
+    if col.kind == "score":
+        inc = rules.incentive
+        checks += [
+            pa.Check(_on_numbers(lambda v: v <= inc.activity_max), name="score_above_item_max"),
+            pa.Check(_on_numbers(lambda v: v >= 0), name="score_below_zero"),
+            pa.Check(_on_numbers(lambda v: abs(v / inc.step - round(v / inc.step)) < 1e-9), name="score_not_half_step"),
+        ]
+    if col.kind == "date" and col.key == "date" and year is not None:
+        checks.append(pa.Check(_in_year(year), name="date_outside_year"))
+    return checks
+
+
+def table_schema(sheet: spec.TableSheet, present: tuple[str, ...], rules: Rules, year: int | None):
+    import pandera.pandas as pa
+
+    columns = {
+        col.key: pa.Column(None, checks=column_checks(col, rules, year), nullable=True, required=False)
+        for col in sheet.columns
+        if col.key in present
+    }
+    return pa.DataFrameSchema(columns)
+
+
+def schema_failures(schema, frame: pd.DataFrame) -> list[tuple[Any, str | None, str]]:
+    """(index, column, check name) of every failing cell; pandera collects them all (lazy)."""
+    import pandera.errors as pe
+
+    try:
+        schema.validate(frame, lazy=True)
+    except pe.SchemaErrors as err:
+        fc = err.failure_cases
+        out = []
+        for idx, column, check in zip(fc["index"], fc["column"], fc["check"], strict=True):
+            if idx is None or (isinstance(idx, float) and idx != idx):
+                continue
+            out.append((idx, column, str(check)))
+        return out
+    return []
+
+
+# --- the checks ------------------------------------------------------------------------------------------------
+
+
+class _Context:
+    def __init__(self, book: RawWorkbook, rules: Rules, period: Period, year: int | None):
+        self.book = book
+        self.rules = rules
+        self.period = period
+        self.own_year = workbook_year(book)
+        self.year = year if year is not None else self.own_year
+        self.problems: list[Problem] = []
+        self.info: dict[str, Any] = {}
+        self.typed: dict[str, pd.DataFrame] = {}
+        self.attendance = pd.DataFrame()
+
+    def add(self, code: str, sheet: str, cell: str, value: Any = "", **extra: Any) -> None:
+        self.problems.append(problem(code, sheet, cell, value, year=self.year, **extra))
+
+    def run(self) -> None:
+        self.check_info()
+        for sheet in spec.TABLE_SHEETS:
+            table = self.book.tables.get(sheet.key)
+            if table is not None:
+                self.typed[sheet.key] = self.check_table(table)
+        roster = self.typed.get("roster")
+        if roster is not None:
+            self.check_roster(roster)
+        if self.book.grid is not None and roster is not None:
+            self.check_grid(roster)
+        if roster is not None:
+            for sheet in spec.LOG_SHEETS:
+                if sheet.key in self.typed:
+                    self.typed[sheet.key] = self.match_members(sheet, self.typed[sheet.key], roster)
+            self.check_exempt_records(roster)
+
+    # 支部信息
+    def check_info(self) -> None:
+        sheet = spec.INFO_SHEET
+        if sheet in self._missing_sheets():
+            return
+        for key in spec.INFO_KEYS:
+            value, cell = self.book.info.get(key.key, (None, ""))
+            required = key.required or key.key == self.period.info_date_key
+            if value is None:
+                if required:
+                    if key.key == self.period.info_date_key:
+                        self.add("approval_date_missing", sheet, cell or "B1", header=key.label, period=self.period.label)
+                    else:
+                        self.add("info_missing", sheet, cell or "A1", key.label)
+                continue
+            parsed = parser_for(spec.Column(key.label, key.key, key.kind))(value)
+            if parsed is INVALID:
+                self.add(_KIND_CODES[key.kind], sheet, cell, value, row=cell[1:], header=key.label)
+                continue
+            self.info[key.key] = parsed
+        year = self.info.get("year")
+        if year is not None and self.year is not None and year != self.year:
+            self.add("year_mismatch", sheet, self.book.info["year"][1], year)
+        rate = self.info.get("rate")
+        if rate is not None:
+            cell = self.book.info["rate"][1]
+            if rate > self.rules.grades.max_reward_rate:
+                self.add("rate_too_high", sheet, cell, rate, max=_n(self.rules.grades.max_reward_rate))
+            elif rate < 0:
+                self.add("rate_negative", sheet, cell, rate)
+
+    def _missing_sheets(self) -> set[str]:
+        return {p.sheet for p in self.book.problems if p.code == "sheet_missing"}
+
+    # one table: value checks by pandera, then typed values
+    def check_table(self, table: RawTable) -> pd.DataFrame:
+        sheet = table.sheet
+        frame = table.frame
+        present = tuple(frame.columns)
+        schema = table_schema(sheet, present, self.rules, self.year)
+        bad_rows: set[int] = set()
+        for row, key, code in schema_failures(schema, frame):
+            col = sheet.column(key)
+            value = frame.at[row, key]
+            extra = {"allowed": "、".join(col.choice.values) if col.choice else ""}
+            inc = self.rules.incentive
+            self.add(code, sheet.name, table.cell(key, row), value, row=row, header=col.header,
+                     hi=_n(inc.activity_max), lo=0, step=_n(inc.step), **extra)
+            bad_rows.add(row)
+        typed = pd.DataFrame(index=frame.index)
+        for col in sheet.columns:
+            if col.key in frame.columns:
+                parse = parser_for(col)
+                typed[col.key] = frame[col.key].map(lambda v, p=parse: None if (r := p(v)) is INVALID else r)
+            else:
+                typed[col.key] = None
+        typed["row"] = typed.index
+        letter = table.letters.get(sheet.main_key, "A")
+        typed["cell"] = [f"{letter}{r}" for r in typed.index]
+        typed["valid"] = ~typed.index.isin(list(bad_rows))
+        typed.attrs["letters"] = table.letters
+        return typed
+
+    # 党员名册
+    def check_roster(self, roster: pd.DataFrame) -> None:
+        sheet = spec.ROSTER.name
+        letters = roster.attrs["letters"]
+        if roster.empty:
+            self.add("roster_empty", sheet, "A2")
+            return
+        seqs = roster["seq"].dropna()
+        dup = seqs[seqs.duplicated(keep="first")]
+        first_row = {s: r for r, s in seqs[~seqs.duplicated(keep="first")].items()}
+        for row, seq in dup.items():
+            self.add("seq_duplicate", sheet, f"{letters['seq']}{row}", seq, row=row, other=first_row[seq])
+        exempt = roster["exempt"] == "是"
+        reason = roster["exempt_reason"]
+        for row in roster.index[exempt & reason.isna()]:
+            self.add("exempt_reason_missing", sheet, f"{letters.get('exempt_reason', 'H')}{row}",
+                     roster.at[row, "name"], row=row)
+        for row in roster.index[~exempt & reason.notna()]:
+            self.add("exempt_reason_without_exempt", sheet, f"{letters.get('exempt', 'G')}{row}",
+                     roster.at[row, "exempt"] or "", row=row)
+        by_age = exempt & (reason == "年满75周岁")
+        age = self.rules.exempt_age
+        for row in roster.index[by_age]:
+            birth = roster.at[row, "birth"]
+            cell = f"{letters.get('birth', 'D')}{row}"
+            if birth is None:
+                self.add("exempt_birth_missing", sheet, cell, roster.at[row, "name"], row=row)
+            elif self.year is not None and self.year - birth.year < age:
+                self.add("exempt_age_not_reached", sheet, cell, roster.at[row, "name"], row=row,
+                         birth=birth.isoformat(), age=age)
+
+    # 基础积分
+    def check_grid(self, roster: pd.DataFrame) -> None:
+        grid = self.book.grid
+        assert grid is not None
+        sheet = spec.GRID_SHEET
+        months = self.event_months(grid.dates, grid.letters)
+        events = [e for e in spec.GRID_EVENTS if e.header in grid.frame.columns]
+        frame = grid.frame
+        if "seq" not in frame.columns or "name" not in frame.columns:
+            return
+        keys = pd.DataFrame({"seq": frame["seq"].map(parse_int), "name": frame["name"].map(_text)}, index=frame.index)
+        for row in keys.index[keys["seq"].isna() | (keys["seq"] == INVALID)]:
+            raw = frame.at[row, "seq"]
+            code = "value_required" if raw is None else "not_an_integer"
+            self.add(code, sheet, f"{grid.letters['seq']}{row}", raw, row=row, header="序号")
+        for row in keys.index[keys["name"].isna()]:
+            self.add("value_required", sheet, f"{grid.letters['name']}{row}", "", row=row, header="姓名")
+        keys["seq"] = keys["seq"].map(lambda v: None if v is INVALID else v)
+        matched = self._match(sheet, keys, roster, grid.letters, seq_required=True)
+        # each roster member exactly once
+        seen = matched.dropna()
+        dup = seen[seen.duplicated(keep="first")]
+        first_row = {s: r for r, s in seen[~seen.duplicated(keep="first")].items()}
+        for row, seq in dup.items():
+            self.add("member_twice_in_grid", sheet, f"{grid.letters['name']}{row}", keys.at[row, "name"],
+                     row=row, other=first_row[seq])
+        roster_valid = roster[roster["seq"].notna()]
+        missing = roster_valid[~roster_valid["seq"].isin(set(seen))]
+        if not missing.empty and len(missing) < len(roster_valid):
+            for row, name in missing["name"].items():
+                self.add("member_not_in_grid", spec.ROSTER.name,
+                         f"{roster.attrs['letters'].get('name', 'B')}{row}", name, row=row)
+        if not events:
+            return
+        long = frame[[e.header for e in events]].copy()
+        long.insert(0, "member", matched)
+        long = long.reset_index().melt(id_vars=["row", "member"], var_name="event", value_name="raw")
+        meta = {e.header: e for e in events}
+        long["item"] = long["event"].map(lambda h: meta[h].item)
+        long["dues"] = long["event"].map(lambda h: meta[h].dues)
+        long["month"] = long["event"].map(months)
+        long["in_period"] = long["month"] <= self.period.last_month
+        long["mark"] = long["raw"].map(lambda v: parse_choice(v, spec.MARK)).astype(object)
+        long["letter"] = long["event"].map(grid.letters)
+        for i in long.index[long["mark"] == INVALID]:
+            self._grid_problem("attendance_not_mark", long, i)
+        for i in long.index[long["mark"].map(is_blank).astype(bool) & long["in_period"]]:
+            self._grid_problem("attendance_blank", long, i, value=keys.at[long.at[i, "row"], "name"] or "")
+        for i in long.index[long["dues"] & (long["mark"] == "假")]:
+            self._grid_problem("attendance_leave_for_dues", long, i)
+        long["mark"] = long["mark"].map(lambda m: "blank" if is_blank(m) or m is INVALID else spec.MARK_CODES[m])
+        long["cell"] = long["letter"] + long["row"].astype(str)
+        self.attendance = long[["member", "event", "item", "month", "mark", "row", "cell"]].rename(
+            columns={"member": "seq"}
+        )
+
+    def _grid_problem(self, code: str, long: pd.DataFrame, i: Any, value: Any = None) -> None:
+        row = long.at[i, "row"]
+        event = long.at[i, "event"]
+        self.add(code, spec.GRID_SHEET, f"{long.at[i, 'letter']}{row}",
+                 long.at[i, "raw"] if value is None else value, row=row, header=event)
+
+    def event_months(self, dates: dict[str, Any], letters: dict[str, str]) -> dict[str, int]:
+        """The month each event belongs to: its date in row 2 if given, else its slot's last month."""
+        months = {}
+        for event in spec.GRID_EVENTS:
+            raw = dates.get(event.header)
+            months[event.header] = event.default_month
+            if raw is None:
+                continue
+            cell = f"{letters.get(event.header, 'A')}2"
+            parsed = parse_date(raw)
+            if parsed is INVALID:
+                self.add("not_a_date", spec.GRID_SHEET, cell, raw, row=2, header=event.header)
+            elif self.year is not None and parsed.year != self.year:
+                self.add("event_date_outside_year", spec.GRID_SHEET, cell, parsed, header=event.header)
+            else:
+                months[event.header] = parsed.month
+                if not _in_slot(event, parsed.month):
+                    self.add("event_date_outside_slot", spec.GRID_SHEET, cell, parsed, header=event.header)
+        return months
+
+    # members named in the grid and the logs
+    def _match(self, sheet: str, keys: pd.DataFrame, roster: pd.DataFrame, letters: dict[str, str],
+               seq_required: bool) -> pd.Series:
+        """The roster 序号 each row refers to (None where it refers to nobody), reporting why not."""
+        valid = roster[roster["seq"].notna() & roster["name"].notna()]
+        valid = valid[~valid["seq"].duplicated(keep=False)]
+        name_by_seq = dict(zip(valid["seq"], valid["name"], strict=True))
+        counts = roster["name"].value_counts()
+        unique_names = valid[valid["name"].map(counts) == 1]
+        seq_by_name = dict(zip(unique_names["name"], unique_names["seq"], strict=True))
+        roster_names = set(roster["name"].dropna())
+        out = pd.Series(None, index=keys.index, dtype=object)
+        for row, seq, name in zip(keys.index, keys["seq"], keys["name"], strict=True):
+            if name is None:
+                continue
+            seq_cell = f"{letters.get('seq', 'A')}{row}"
+            name_cell = f"{letters.get('name', 'B')}{row}"
+            if seq is not None:
+                found = name_by_seq.get(seq)
+                if found == name:
+                    out[row] = seq
+                elif found is not None:
+                    self.add("seq_name_mismatch", sheet, seq_cell, seq, row=row, other=found, name=name)
+                elif name not in roster_names:
+                    self.add("name_not_in_roster", sheet, name_cell, name, row=row)
+                elif name in seq_by_name:
+                    self.add("seq_not_in_roster", sheet, seq_cell, seq, row=row)
+                # else: the roster's own row for this name is faulty and already reported
+            elif not seq_required:
+                if name in seq_by_name:
+                    out[row] = seq_by_name[name]
+                elif name not in roster_names:
+                    self.add("name_not_in_roster", sheet, name_cell, name, row=row)
+                elif counts.get(name, 0) > 1:
+                    self.add("name_ambiguous", sheet, seq_cell, name, row=row)
+        return out
+
+    def match_members(self, sheet: spec.TableSheet, log: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
+        keys = log[["seq", "name"]].copy()
+        keys["seq"] = keys["seq"].map(lambda v: None if v is None or v != v else int(v))
+        letters = log.attrs["letters"]
+        log = log.copy()
+        log["seq"] = self._match(sheet.name, keys, roster, letters, seq_required=False)
+        log.attrs["letters"] = letters
+        return log
+
+    def check_exempt_records(self, roster: pd.DataFrame) -> None:
+        exempt = roster[(roster["exempt"] == "是") & roster["seq"].notna()]
+        if exempt.empty:
+            return
+        names = dict(zip(exempt["seq"], exempt["name"], strict=True))
+        for sheet in spec.LOG_SHEETS:
+            log = self.typed.get(sheet.key)
+            if log is None or log.empty:
+                continue
+            hits = log[log["seq"].isin(set(names))].drop_duplicates("seq")
+            letters = log.attrs["letters"]
+            for row, seq in hits["seq"].items():
+                self.add("exempt_has_records", sheet.name, f"{letters.get('name', 'C')}{row}", names[seq], row=row)
+
+    # the result
+    def branch_name(self) -> str | None:
+        value = self.book.info.get("branch", (None, ""))[0]
+        return None if value is None else str(value)
+
+    def branch(self) -> Branch:
+        i = self.info
+        info = BranchInfo(
+            name=str(i["branch"]), year=int(i["year"]), recorder=str(i["recorder"]),
+            secretary=i.get("secretary"), email=i.get("email"), h1_date=i.get("h1_date"),
+            annual_date=i.get("annual_date"), rate=i.get("rate"),
+        )
+        roster = self.typed["roster"].copy()
+        roster["seq"] = roster["seq"].astype(int)
+        roster["exempt"] = roster["exempt"] == "是"
+        tables = {}
+        for sheet in (*spec.LOG_SHEETS, spec.OBJECTIONS):
+            frame = self.typed.get(sheet.key)
+            if frame is None:
+                frame = pd.DataFrame(columns=[c.key for c in sheet.columns] + ["row", "cell", "valid"])
+            frame = frame.drop(columns=["valid"], errors="ignore").reset_index(drop=True)
+            if sheet.key == "incentive":
+                frame["points"] = frame["points"].astype(float)
+                frame["leading"] = frame["leading"] == "是"
+            tables[sheet.key] = frame
+        attendance = self.attendance.copy()
+        attendance["seq"] = attendance["seq"].astype(int)
+        return Branch(self.book.path, info, roster.reset_index(drop=True).drop(columns=["valid"]), attendance,
+                      tables["incentive"], tables["negative"], tables["veto"], tables["objections"])
+
+
+def _in_slot(event: spec.GridEvent, month: int) -> bool:
+    m = event.default_month
+    if event.item in ("dues", "activity_day"):
+        return month == m
+    if event.item in ("lecture", "congress"):
+        return m - 2 <= month <= m
+    if event.item == "org_life":
+        return m - 5 <= month <= m
+    return True
+
+
+def _text(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _n(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)

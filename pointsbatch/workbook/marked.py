@@ -1,0 +1,90 @@
+"""The marked copy sent back to a branch: its own workbook, each problem cell red with a comment explaining it,
+and a first sheet 问题清单 listing every problem with a link to its cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openpyxl import load_workbook
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.workbook.workbook import Workbook
+
+from ..files import atomic_save
+from ..problems import Problem
+from . import spec
+from .read import clean_key
+
+PROBLEM_SHEET = "问题清单"
+ERROR_FILL = PatternFill("solid", fgColor="FF9999")
+WARNING_FILL = PatternFill("solid", fgColor="FFE699")
+HEADERS = ("序号", "类别", "工作表", "单元格", "填写的内容", "问题说明")
+SEVERITY_LABEL = {"error": "错误", "warning": "提醒"}
+
+
+def marked_copy(source: Path, problems: list[Problem]) -> Workbook:
+    """The branch's workbook with its problems marked; the source file is only read."""
+    with Path(source).open("rb") as fh:
+        wb = load_workbook(fh, rich_text=False)
+    sheets = {clean_key(name): name for name in wb.sheetnames}
+    if PROBLEM_SHEET in wb.sheetnames:
+        del wb[PROBLEM_SHEET]
+    listing = wb.create_sheet(PROBLEM_SHEET, 0)
+    _write_listing(listing, problems, sheets)
+    by_cell: dict[tuple[str, str], list[Problem]] = {}
+    for p in problems:
+        real = sheets.get(p.sheet)
+        if real and p.cell:
+            by_cell.setdefault((real, p.cell), []).append(p)
+    for (sheet, cell), found in by_cell.items():
+        target = wb[sheet][cell]
+        error = any(p.is_error for p in found)
+        target.fill = ERROR_FILL if error else WARNING_FILL
+        text = "\n".join(f"【{SEVERITY_LABEL[p.severity]}】{p.message}" for p in found)
+        comment = Comment(text, "积分系统")
+        comment.width, comment.height = 300, 40 + 40 * len(found)
+        target.comment = comment
+    wb.active = 0
+    for ws in wb.worksheets:
+        ws.sheet_view.tabSelected = ws.title == PROBLEM_SHEET
+    return wb
+
+
+def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
+    errors = sum(p.is_error for p in problems)
+    ws.cell(1, 1, f"本工作簿有{errors}处错误、{len(problems) - errors}处提醒。请逐条改正标红的单元格后重新提交；"
+            "点击“单元格”一列可跳到问题所在位置。").font = Font(bold=True, color="C00000")
+    for col, text in enumerate(HEADERS, start=1):
+        cell = ws.cell(2, col, text)
+        cell.font = Font(bold=True)
+    for i, p in enumerate(problems, start=1):
+        row = i + 2
+        real = sheets.get(p.sheet)
+        values = (i, SEVERITY_LABEL[p.severity], p.sheet or "（整个文件）", p.cell, p.value, p.message)
+        for col, value in enumerate(values, start=1):
+            cell = ws.cell(row, col, value)
+            cell.alignment = Alignment(wrap_text=col == 6, vertical="top")
+            if col == 5:
+                cell.data_type = "s"
+        if real and p.cell:
+            link = ws.cell(row, 4)
+            link.hyperlink = f"#'{real}'!{p.cell}"
+            link.font = Font(color="0563C1", underline="single")
+        if p.is_error:
+            ws.cell(row, 2).font = Font(color="C00000", bold=True)
+    for letter, width in zip("ABCDEF", (6, 6, 12, 9, 18, 70), strict=True):
+        ws.column_dimensions[letter].width = width
+    ws.freeze_panes = "A3"
+
+
+def write_marked_copy(source: Path, problems: list[Problem], target: Path) -> None:
+    wb = marked_copy(source, problems)
+    atomic_save(target, wb.save)
+
+
+def problem_table_rows(problems: list[Problem]) -> list[tuple[str, str, str, str]]:
+    """Rows for a plain listing of problems (terminal, mail, HTML)."""
+    return [(SEVERITY_LABEL[p.severity], p.sheet or "（整个文件）", p.cell, p.message) for p in problems]
+
+
+__all__ = ["marked_copy", "write_marked_copy", "problem_table_rows", "PROBLEM_SHEET", "spec"]

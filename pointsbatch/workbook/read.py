@@ -1,0 +1,318 @@
+"""Read a branch workbook into raw tables, each row keeping its Excel row number.
+
+Reading does not judge values (that is `validate`'s job): it finds the sheets and headers the spec names,
+normalises what recorders really type (full-width characters, stray spaces), and reports what it cannot find.
+The file is opened read-only and checked for size before any XML is parsed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..problems import Problem
+from . import spec
+from .messages import problem
+
+# Limits that keep one hostile file from exhausting the machine.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 300 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200
+MAX_SHEET_ROWS = 20_000
+MAX_SHEET_COLUMNS = 200
+
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
+
+
+@dataclass
+class RawTable:
+    """A table sheet: raw cell values by column key, indexed by Excel row."""
+
+    sheet: spec.TableSheet
+    frame: pd.DataFrame
+    letters: dict[str, str]
+
+    def cell(self, key: str, row: int) -> str:
+        return f"{self.letters.get(key, 'A')}{row}"
+
+
+@dataclass
+class RawGrid:
+    """The attendance grid: member keys and one column per event (by header), indexed by Excel row."""
+
+    frame: pd.DataFrame
+    letters: dict[str, str]
+    dates: dict[str, Any]
+
+
+@dataclass
+class RawWorkbook:
+    path: Path
+    info: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    tables: dict[str, RawTable] = field(default_factory=dict)
+    grid: RawGrid | None = None
+    problems: list[Problem] = field(default_factory=list)
+    sheet_names: list[str] = field(default_factory=list)
+
+    @property
+    def readable(self) -> bool:
+        """True when the file opened as a standard workbook (cell problems may still exist)."""
+        return not any(p.sheet == "" and p.is_error for p in self.problems)
+
+
+def column_letter(index: int) -> str:
+    """0-based column index to Excel letters (0 -> A, 26 -> AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+_SPACES = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=65536)
+def clean_text(text: str) -> str | None:
+    """NFKC, trimmed; empty becomes None."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    return text or None
+
+
+@lru_cache(maxsize=65536)
+def clean_key(text: str) -> str:
+    """A header, sheet name or key: NFKC with every space removed, required-marks dropped."""
+    text = unicodedata.normalize("NFKC", str(text))
+    return _SPACES.sub("", text).strip("*")
+
+
+def clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    return value
+
+
+def clean_name(value: Any) -> Any:
+    """Names carry no spaces in Chinese; recorders pad them to align two-character names."""
+    if isinstance(value, str):
+        text = clean_text(value)
+        return _SPACES.sub("", text) if text else None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
+def read_workbook(path: Path) -> RawWorkbook:
+    """Read every sheet the spec names; never raises for a bad file, returns its problems instead."""
+    path = Path(path)
+    book = RawWorkbook(path)
+    trouble = _precheck(path)
+    if trouble:
+        book.problems.append(trouble)
+        return book
+    try:
+        from python_calamine import CalamineWorkbook
+
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises several types for damaged files
+        book.problems.append(_open_failure(exc))
+        return book
+
+    try:
+        _read_sheets(wb, book)
+    except Exception as exc:  # a damaged part deep inside the archive
+        book.problems.append(_open_failure(exc))
+    finally:
+        wb.close()
+    return book
+
+
+def _open_failure(exc: Exception) -> Problem:
+    name = type(exc).__name__
+    if "Password" in name:
+        return problem("file_encrypted", "", "")
+    return problem("file_unreadable", "", "", detail=_short(exc))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:80]
+
+
+def _precheck(path: Path) -> Problem | None:
+    """Refuse files that are not .xlsx, are encrypted or .xls, or would inflate beyond reason."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        return problem("file_unreadable", "", "", detail=_short(exc))
+    if size > MAX_FILE_BYTES:
+        return problem("file_too_large", "", "", detail=f"文件大小{size // 1024 // 1024}MB")
+    if head.startswith(OLE2_MAGIC):
+        with path.open("rb") as fh:
+            data = fh.read()
+        if ENCRYPTION_STREAM in data:
+            return problem("file_encrypted", "", "")
+        return problem("file_old_xls", "", "")
+    if not head.startswith(b"PK"):
+        return problem("file_unreadable", "", "", detail="不是.xlsx文件")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                total += info.file_size
+                ratio = info.file_size / max(info.compress_size, 1)
+                if info.file_size > 10 * 1024 * 1024 and ratio > MAX_COMPRESSION_RATIO:
+                    return problem("file_too_large", "", "", detail=f"压缩比{ratio:.0f}倍")
+            if total > MAX_UNCOMPRESSED_BYTES:
+                return problem("file_too_large", "", "", detail=f"解压后{total // 1024 // 1024}MB")
+            names = set(zf.namelist())
+            if "xl/workbook.xml" not in names:
+                return problem("file_unreadable", "", "", detail="不是Excel工作簿")
+            if zf.testzip() is not None:
+                return problem("file_unreadable", "", "", detail="文件已损坏")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return problem("file_unreadable", "", "", detail=_short(exc) or "文件不完整")
+    return None
+
+
+def _read_sheets(wb: Any, book: RawWorkbook) -> None:
+    names = {clean_key(n): n for n in wb.sheet_names}
+    book.sheet_names = list(wb.sheet_names)
+    missing = [s for s in spec.REQUIRED_SHEETS if s not in names]
+    if len(missing) >= 4:  # not our workbook at all: one line, not six
+        book.problems.append(problem("file_not_standard", "", "", detail="」「".join(missing[:3])))
+        return
+    for name in missing:
+        book.problems.append(problem("sheet_missing", name, "A1", name))
+
+    def rows_of(sheet_name: str) -> list[list[Any]] | None:
+        real = names.get(sheet_name)
+        if real is None:
+            return None
+        sheet = wb.get_sheet_by_name(real)
+        rows = sheet.to_python(skip_empty_area=False, nrows=MAX_SHEET_ROWS + 1)
+        if len(rows) > MAX_SHEET_ROWS:
+            book.problems.append(
+                problem("file_too_large", sheet_name, "A1", detail=f"「{sheet_name}」超过{MAX_SHEET_ROWS}行")
+            )
+            return None
+        return [r[:MAX_SHEET_COLUMNS] for r in rows]
+
+    info_rows = rows_of(spec.INFO_SHEET)
+    if info_rows is not None:
+        _read_info(info_rows, book)
+    for sheet in spec.TABLE_SHEETS:
+        rows = rows_of(sheet.name)
+        if rows is not None:
+            table = _read_table(sheet, rows, book.problems)
+            if table is not None:
+                book.tables[sheet.key] = table
+    grid_rows = rows_of(spec.GRID_SHEET)
+    if grid_rows is not None:
+        book.grid = _read_grid(grid_rows, book.problems)
+
+
+def _read_info(rows: list[list[Any]], book: RawWorkbook) -> None:
+    labels = {clean_key(k.label): k for k in spec.INFO_KEYS}
+    for i, row in enumerate(rows, start=1):
+        if not row or row[0] in (None, ""):
+            continue
+        key = labels.get(clean_key(row[0]))
+        if key is None:
+            continue
+        value = row[1] if len(row) > 1 else None
+        value = clean_name(value) if key.kind == "name" else clean_value(value)
+        if value == "":
+            value = None
+        book.info[key.key] = (value, f"B{i}")
+
+
+def _header_map(
+    sheet_name: str, header: list[Any], wanted: tuple[str, ...], problems: list[Problem]
+) -> dict[str, int]:
+    """Column index of each wanted header; unknown headers are a warning, duplicates an error."""
+    found: dict[str, int] = {}
+    for idx, raw in enumerate(header):
+        if raw in (None, ""):
+            continue
+        key = clean_key(raw)
+        cell = f"{column_letter(idx)}1"
+        if key in found:
+            problems.append(problem("column_duplicate", sheet_name, cell, key))
+        elif key in wanted:
+            found[key] = idx
+        else:
+            problems.append(problem("column_unknown", sheet_name, cell, key))
+    return found
+
+
+def _read_table(sheet: spec.TableSheet, rows: list[list[Any]], problems: list[Problem]) -> RawTable | None:
+    header = rows[0] if rows else []
+    found = _header_map(sheet.name, header, tuple(c.header for c in sheet.columns), problems)
+    present = []
+    for col in sheet.columns:
+        if col.header in found:
+            present.append(col)
+        elif col.required or sheet.required:
+            problems.append(problem("column_missing", sheet.name, "A1", col.header))
+    body = rows[sheet.first_row - 1 :]
+    data = {}
+    for col in present:
+        idx = found[col.header]
+        clean = clean_name if col.kind == "name" else clean_value
+        data[col.key] = [clean(r[idx]) if idx < len(r) and r[idx] != "" else None for r in body]
+    index = pd.RangeIndex(sheet.first_row, sheet.first_row + len(body), name="row")
+    frame = pd.DataFrame(data, index=index, dtype=object)
+    if not frame.empty:
+        frame = frame[frame.notna().any(axis=1)]
+    letters = {col.key: column_letter(found[col.header]) for col in present}
+    return RawTable(sheet, frame, letters)
+
+
+def _read_grid(rows: list[list[Any]], problems: list[Problem]) -> RawGrid:
+    header = rows[0] if rows else []
+    wanted = tuple(c.header for c in spec.GRID_KEYS) + tuple(e.header for e in spec.GRID_EVENTS)
+    found = _header_map(spec.GRID_SHEET, header, wanted, problems)
+    for name in wanted:
+        if name not in found:
+            problems.append(problem("column_missing", spec.GRID_SHEET, "A1", name))
+    date_row = rows[1] if len(rows) > 1 else []
+    label = clean_key(date_row[0]) if date_row and isinstance(date_row[0], str) else ""
+    first = spec.GRID_FIRST_ROW
+    if label != spec.GRID_DATE_LABEL:
+        problems.append(problem("grid_date_label", spec.GRID_SHEET, "A2", date_row[0] if date_row else ""))
+    dates = {}
+    for event in spec.GRID_EVENTS:
+        idx = found.get(event.header)
+        if idx is not None and idx < len(date_row):
+            dates[event.header] = clean_value(date_row[idx]) if date_row[idx] != "" else None
+    body = rows[first - 1 :]
+    data = {}
+    for col in spec.GRID_KEYS:
+        if col.header in found:
+            idx = found[col.header]
+            clean = clean_name if col.kind == "name" else clean_value
+            data[col.key] = [clean(r[idx]) if idx < len(r) and r[idx] != "" else None for r in body]
+    for event in spec.GRID_EVENTS:
+        if event.header in found:
+            idx = found[event.header]
+            data[event.header] = [clean_value(r[idx]) if idx < len(r) and r[idx] != "" else None for r in body]
+    frame = pd.DataFrame(data, index=pd.RangeIndex(first, first + len(body), name="row"), dtype=object)
+    if not frame.empty:
+        frame = frame[frame.notna().any(axis=1)]
+    letters = {}
+    for name, idx in found.items():
+        key = next((c.key for c in spec.GRID_KEYS if c.header == name), name)
+        letters[key] = column_letter(idx)
+    return RawGrid(frame, letters, dates)

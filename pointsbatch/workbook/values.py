@@ -1,0 +1,104 @@
+"""Parsing one cell value of each kind the spec names. `INVALID` marks a value that cannot be read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from . import spec
+
+
+class _Invalid:
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def parse_date(value: Any) -> Any:
+    if is_blank(value):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # a date typed into a cell not formatted as a date arrives as its serial number
+        if 1 <= value < 2958466:
+            return EXCEL_EPOCH + dt.timedelta(days=int(value))
+        return INVALID
+    if isinstance(value, str):
+        m = _DATE.match(value)
+        if m:
+            try:
+                return dt.date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                return INVALID
+    return INVALID
+
+
+def parse_number(value: Any) -> Any:
+    if is_blank(value):
+        return None
+    if isinstance(value, bool):
+        return INVALID
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.replace(",", ""))
+        except ValueError:
+            return INVALID
+        return number if number == number and abs(number) != float("inf") else INVALID
+    return INVALID
+
+
+def parse_int(value: Any) -> Any:
+    number = parse_number(value)
+    if number is None or number is INVALID:
+        return number
+    return int(number) if float(number).is_integer() and abs(number) < 2**53 else INVALID
+
+
+def parse_choice(value: Any, choice: spec.Choice) -> Any:
+    if is_blank(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return choice.lookup().get(str(value).replace(" ", ""), INVALID)
+
+
+def parse_text(value: Any) -> Any:
+    if is_blank(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()[:10]
+    return str(value)
+
+
+def parser_for(column: spec.Column):
+    """The function that reads one cell of this column."""
+    if column.kind in ("text", "name"):
+        return parse_text
+    if column.kind == "int":
+        return parse_int
+    if column.kind in ("number", "score"):
+        return parse_number
+    if column.kind == "date":
+        return parse_date
+    if column.kind == "choice":
+        choice = column.choice
+        assert choice is not None
+        return lambda v: parse_choice(v, choice)
+    raise ValueError(f"unknown column kind {column.kind}")

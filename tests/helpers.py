@@ -1,0 +1,70 @@
+"""Build the smallest workbook that shows one rule or one mistake, from a few rows written as Python lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pointsbatch.rules import load_rules
+from pointsbatch.workbook import spec
+from pointsbatch.workbook.template import Filling, build_template, write_workbook
+
+YEAR = 2026
+EVENTS = [e.header for e in spec.GRID_EVENTS]
+
+
+def info(**over: Any) -> dict[str, Any]:
+    base = {"branch": "第一党支部", "year": YEAR, "recorder": "李组织", "secretary": "王书记",
+            "h1_date": dt.date(YEAR, 7, 5), "annual_date": dt.date(YEAR + 1, 1, 10), "rate": 2}
+    base.update(over)
+    return base
+
+
+def member(seq: int, name: str, category: str = "正式党员", exempt: str | None = None,
+           reason: str | None = None, birth: Any = dt.date(1980, 5, 1)) -> list[Any]:
+    return [seq, name, "男", birth, category, dt.date(2005, 7, 1), exempt, reason, None]
+
+
+def marks(default: str = "√", **by_event: str) -> list[str]:
+    """A grid row's marks: every event `default`, except those named (event header -> mark)."""
+    return [by_event.get(e, default) for e in EVENTS]
+
+
+def months(mark: str, *month_numbers: int, base: str = "√") -> dict[str, str]:
+    """Every organisational-life event (and dues) of the given months set to `mark`."""
+    out = {}
+    for e in spec.GRID_EVENTS:
+        if e.default_month in month_numbers and e.item != "dues":
+            out[e.header] = mark
+    return out
+
+
+def build(path: Path, *, roster: list[list[Any]] | None = None, grid: dict[int, list[str]] | None = None,
+          incentive: list[list[Any]] | None = None, negative: list[list[Any]] | None = None,
+          veto: list[list[Any]] | None = None, objections: list[list[Any]] | None = None,
+          info_over: dict[str, Any] | None = None, grid_rows: list[list[Any]] | None = None) -> Path:
+    """Write a standard workbook; members default to all √ unless `grid` gives their marks by 序号."""
+    roster = roster if roster is not None else [member(1, "张三"), member(2, "李四")]
+    grid = grid or {}
+    if grid_rows is None:
+        grid_rows = [[m[0], m[1], *grid.get(m[0], marks())] for m in roster]
+    filling = Filling(info=info(**(info_over or {})), roster=roster, grid=grid_rows,
+                      logs={"incentive": incentive or [], "negative": negative or [], "veto": veto or [],
+                            "objections": objections or []})
+    wb = build_template(load_rules(), YEAR, filling=filling)
+    write_workbook(wb, path)
+    return path
+
+
+def act(name: str, item: str, points: float, leading: str | None = None, when: dt.date = dt.date(YEAR, 3, 1),
+        seq: int | None = None, content: str = "活动") -> list[Any]:
+    return [when, seq, name, item, content, points, leading, None]
+
+
+def neg(name: str, case: str = "参与赌博", when: dt.date = dt.date(YEAR, 4, 1), seq: int | None = None) -> list[Any]:
+    return [when, seq, name, case, "经核实", "王书记", None]
+
+
+def veto_row(name: str, condition: str, when: dt.date = dt.date(YEAR, 5, 1), seq: int | None = None) -> list[Any]:
+    return [when, seq, name, condition, "支委会决定", None]
