@@ -29,6 +29,7 @@ HISTORY = "历史"
 BRANCHES = "支部"
 FEEDBACK = "问题反馈"
 OUTBOX = "发件箱"
+SENT_LOG = "发送记录.json"
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 OLD_SUFFIXES = {".xls", ".et"}
 
@@ -538,7 +539,8 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
             "errors": res.errors,
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
         }
-        data = build_message(context, attachments, to, sender=options.sender)
+        data = build_message(context, attachments, to, sender=options.sender,
+                             headers={"X-Pointsbatch-Source-SHA256": res.sha256})
         base = safe_component(res.branch or Path(res.name).stem, "工作簿")
         name = base
         n = 2
@@ -625,6 +627,8 @@ def carry_history(out: Path, staging: Path, previous: dict[str, Any]) -> None:
     """The previous scores move under 历史/<its run time>/, after the history it already had."""
     old_history = out / HISTORY
     new_history = staging / HISTORY
+    if (out / SENT_LOG).exists():  # what `send` already mailed stays known, so nothing goes twice
+        shutil.copy2(out / SENT_LOG, staging / SENT_LOG)
     if old_history.is_dir():
         shutil.copytree(old_history, new_history, dirs_exist_ok=True)
     if previous:

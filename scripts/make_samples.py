@@ -89,10 +89,10 @@ def branch_filling(rng: random.Random, branch: str, size: int, year: int, with_v
     del joined_july
     incentive, negative, veto = [], [], []
     for i, name in enumerate(people, start=1):
-        for _ in range(rng.randint(2, 9)):
+        for _ in range(rng.randint(3, 13)):
             item = rng.choice(spec.INCENTIVE_ITEM.values)
             when = dt.date(year, rng.randint(1, 12), rng.randint(1, 28))
-            points = rng.choice((1, 1.5, 2, 2, 2.5, 3, 4))
+            points = rng.choice((1.5, 2, 2.5, 3, 3, 4, 4))
             leading = "是" if rng.random() < 0.15 else None
             incentive.append([when, None, name, item, CONTENTS[item], points, leading, None])
     incentive.sort(key=lambda r: r[0])

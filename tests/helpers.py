@@ -68,3 +68,29 @@ def neg(name: str, case: str = "参与赌博", when: dt.date = dt.date(YEAR, 4, 
 
 def veto_row(name: str, condition: str, when: dt.date = dt.date(YEAR, 5, 1), seq: int | None = None) -> list[Any]:
     return [when, seq, name, condition, "支委会决定", None]
+
+
+def load(path: Path, period: str = "annual", rules=None):
+    """Read and validate a workbook file: (validation, problems)."""
+    from pointsbatch.validate import validate_workbook
+    from pointsbatch.workbook.read import read_workbook
+
+    return validate_workbook(read_workbook(path), rules or load_rules(), period)
+
+
+def score(path: Path, period: str = "annual", rules=None):
+    """Read, validate (asserting no error) and score a workbook file."""
+    from pointsbatch.score import score_branch
+
+    rules = rules or load_rules()
+    v = load(path, period, rules)
+    assert v.branch is not None, [p.message for p in v.problems if p.is_error]
+    return score_branch(v.branch, rules, period)
+
+
+def total_of(scores, seq: int):
+    return scores.members.set_index("seq").loc[seq, "total"]
+
+
+def codes(validation) -> set[tuple[str, str, str]]:
+    return {(p.sheet, p.cell, p.code) for p in validation.problems}

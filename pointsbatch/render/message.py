@@ -17,7 +17,7 @@ HEADER_TO_UNADDRESSED = "X-Pointsbatch-Unaddressed"
 
 
 def build_message(context: dict[str, Any], attachments: list[Path], to: str | None, sender: str = SENDER,
-                  when: float | None = None) -> bytes:
+                  when: float | None = None, headers: dict[str, str] | None = None) -> bytes:
     """The message as bytes; `to` None leaves it unaddressed (the clerk decides, `send` will not mail it)."""
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = _one_line(render_text("mail_subject.txt", **context))
@@ -29,6 +29,8 @@ def build_message(context: dict[str, Any], attachments: list[Path], to: str | No
     msg["Date"] = formatdate(when, localtime=False)
     msg["Message-ID"] = make_msgid(domain="pointsbatch.local")
     msg["X-Pointsbatch-Branch"] = _one_line(str(context.get("branch") or context.get("file") or ""))
+    for name, value in (headers or {}).items():
+        msg[name] = _one_line(value)
     msg.set_content(render_text("mail_body.txt", **context))
     for path in attachments:
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
