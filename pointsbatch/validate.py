@@ -394,8 +394,9 @@ class _Context:
         roster_names = set(roster["name"].dropna())
         out = pd.Series(None, index=keys.index, dtype=object)
         for row, seq, name in zip(keys.index, keys["seq"], keys["name"], strict=True):
-            if name is None:
+            if is_blank(name):
                 continue
+            seq = None if is_blank(seq) else int(seq)
             seq_cell = f"{letters.get('seq', 'A')}{row}"
             name_cell = f"{letters.get('name', 'B')}{row}"
             if seq is not None:
