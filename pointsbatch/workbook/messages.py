@@ -80,6 +80,8 @@ def problem(code: str, sheet: str, cell: str, value: object = "", **extra: objec
 
 
 def _show(value: object) -> str:
+    if isinstance(value, float) and value != value:
+        return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if hasattr(value, "isoformat"):
