@@ -95,7 +95,8 @@ class SmtpSender:
         except ssl.SSLError as exc:
             raise MailError(f"与SMTP服务器建立加密连接失败：{exc.reason or exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientError(f"无法连接SMTP服务器 {s.host}:{s.port}（{exc}）") from None
+            # nothing was sent; what is left goes on the next `send`
+            raise MailError(f"无法连接SMTP服务器 {s.host}:{s.port}（{exc}），已发送的邮件已记录，稍后重新运行即可") from None
         return conn
 
     def send(self, sender: str, recipient: str, data: bytes) -> str:
