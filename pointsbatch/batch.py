@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import atomic_write_bytes, atomic_write_text, sha256_file
-from .problems import Problem, has_errors, sort_key
+from .problems import Problem, sort_key
 from .rules import PERIODS, Rules
 from .workbook.messages import problem
 

@@ -12,7 +12,6 @@ import datetime as dt
 import email
 import json
 import smtplib
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -114,7 +113,7 @@ class SmtpSender:
             if 400 <= exc.smtp_code < 500:
                 raise TransientError(f"服务器暂时无法接收（{exc.smtp_code} {_text(exc.smtp_error)}）") from None
             raise PermanentError(f"服务器拒收此邮件（{exc.smtp_code} {_text(exc.smtp_error)}）") from None
-        except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise TransientError(f"与服务器的连接中断（{exc}）") from None
         if refused:

@@ -84,9 +84,10 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     att = att.assign(value=att["item"].map(points))
     attended = att[att["mark"] == "attended"]
     grouped = attended.groupby(["seq", "item"], sort=False).agg(
-        count=("value", "size"), points=("value", "sum"), row=("row", "first"),
-        cell=("cell", lambda c: ",".join(c)), each=("value", "first"),
+        count=("value", "size"), points=("value", "sum"), row=("row", "first"), each=("value", "first"),
     ).reset_index()
+    cells = attended.groupby(["seq", "item"], sort=False)["cell"].agg(",".join)
+    grouped["cell"] = cells.values
     ledger = pd.DataFrame({
         "seq": grouped["seq"], "part": PART_BASE, "item": grouped["item"].map(names),
         "sheet": spec.GRID_SHEET, "row": grouped["row"], "cell": grouped["cell"],
@@ -98,11 +99,9 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         return ledger
     # members with not-applicable events: earned * period_max / applicable_max
     period_max = att.drop_duplicates("event")["value"].sum()
-    per_member = att.groupby("seq").agg(
-        applicable=("value", lambda v: v[att.loc[v.index, "mark"] != "na"].sum()),
-        na_count=("mark", lambda m: int((m == "na").sum())),
-        row=("row", "first"),
-    )
+    is_na = att["mark"] == "na"
+    per_member = att.assign(applicable=att["value"].where(~is_na, 0.0), na_count=is_na.astype(int)).groupby(
+        "seq").agg(applicable=("applicable", "sum"), na_count=("na_count", "sum"), row=("row", "first"))
     earned = attended.groupby("seq")["value"].sum().reindex(per_member.index, fill_value=0.0)
     adjust = per_member[(per_member["na_count"] > 0)].copy()
     if adjust.empty:
@@ -184,10 +183,11 @@ def detect_absence_vetoes(att: pd.DataFrame, rules: Rules, per: Period) -> pd.Da
     org = att[att["item"].isin(rules.veto.absence_items)]
     if org.empty:
         return pd.DataFrame(columns=["seq", "start", "end"])
-    by_month = org.groupby(["seq", "month"])["mark"]
-    attended = by_month.apply(lambda m: (m == "attended").any()).unstack(fill_value=False)
-    absent = by_month.apply(lambda m: (m == "absent").any()).unstack(fill_value=False)
-    missed = (absent & ~attended).reindex(columns=range(1, per.last_month + 1), fill_value=False)
+    flags = pd.DataFrame({"seq": org["seq"].values, "month": org["month"].values,
+                          "attended": (org["mark"] == "attended").values, "absent": (org["mark"] == "absent").values})
+    by_month = flags.groupby(["seq", "month"])[["attended", "absent"]].any()
+    missed = (by_month["absent"] & ~by_month["attended"]).unstack(fill_value=False)
+    missed = missed.reindex(columns=range(1, per.last_month + 1), fill_value=False).astype(bool)
     need = rules.veto.absence_months
     run = pd.Series(0, index=missed.index)
     found_end = pd.Series(0, index=missed.index)
@@ -279,7 +279,7 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
         near = scored[(scored["total"] - mark).abs() <= g.boundary_margin]
         flags += [(s, "临界分数", f"总分{_n(t)}，距{_n(mark)}分线不足{_n(g.boundary_margin)}分，请复核")
                   for s, t in zip(near["seq"], near["total"], strict=True)]
-    logged = set(zip(veto_log["seq"], veto_log["condition"])) if not veto_log.empty else set()
+    logged = set(zip(veto_log["seq"], veto_log["condition"], strict=True)) if not veto_log.empty else set()
     for s, start, end in zip(absence["seq"], absence["start"], absence["end"], strict=True):
         if (s, rules.veto.grid_condition) not in logged:
             flags.append((s, "自动识别否决", f"根据基础积分表，{start}月至{end}月连续无故未参加组织生活，支部未登记，请核实"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,9 @@ def column_checks(col: spec.Column, rules: Rules, year: int | None) -> list:
     return checks
 
 
+@lru_cache(maxsize=64)
 def table_schema(sheet: spec.TableSheet, present: tuple[str, ...], rules: Rules, year: int | None):
+    """The sheet's schema for the columns present; made once per shape and reused across workbooks."""
     import pandera.pandas as pa
 
     columns = {

@@ -83,12 +83,11 @@ def branch_filling(rng: random.Random, branch: str, size: int, year: int, with_v
                 r = rng.random()
                 row.append("√" if r < diligence else ("假" if r < diligence + (1 - diligence) / 2 else "×"))
         grid.append([i, name, *row])
-    if joined_july := size >= 30:
+    if size >= 30:  # the third member joined in July: January-June are not applicable to them
         roster[2][5] = dt.date(year, 7, 1)
         roster[2][4] = "预备党员"
-    del joined_july
     incentive, negative, veto = [], [], []
-    for i, name in enumerate(people, start=1):
+    for name in people:
         for _ in range(rng.randint(3, 13)):
             item = rng.choice(spec.INCENTIVE_ITEM.values)
             when = dt.date(year, rng.randint(1, 12), rng.randint(1, 28))

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import act, build, info, marks, member, neg
 from openpyxl import load_workbook
+
 from pointsbatch.cli import main
 from pointsbatch.render.town import CSV_COLUMNS
 

@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 from helpers import act, build
+
 from pointsbatch.cli import main
 from pointsbatch.mail import SENT_LOG, SmtpSettings, send_outbox
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from helpers import EVENTS, YEAR, act, build, member, neg, score, veto_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pointsbatch.score import round_half_up
 from pointsbatch.workbook.spec import GRID_EVENTS, INCENTIVE_ITEM, NEGATIVE_CASE
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers import YEAR, act, build, marks, member, months, neg, score, total_of, veto_row
+
 from pointsbatch.rules import RulesError, load_rules
 from pointsbatch.score import round_half_up
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from helpers import YEAR, act, build, codes, load, marks, member, neg, veto_row
 from openpyxl import load_workbook
+
 from pointsbatch.cli import main
 from pointsbatch.workbook import spec
 from pointsbatch.workbook.marked import PROBLEM_SHEET, marked_copy

@@ -25,6 +25,8 @@ from ..jinja import environment
 
 REPEAT = re.compile(r"^\{%row\s+for\s+(\w+)\s+in\s+(.+?)\s*%\}")
 SINGLE = re.compile(r"^\{\{(.+?)\}\}$", re.S)
+ATTRIBUTE = re.compile(r"^(\w+)\.(\w+)$")  # the common `{{ m.name }}`: looked up directly, no Jinja round trip
+ITEM = re.compile(r"^(\w+)\[(\d+)\]$")
 ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -93,10 +95,28 @@ def _compile(env: jinja2.Environment, value: Any):
         return (lambda _s, v=value: v) if value is not None else None
     single = SINGLE.match(value.strip())
     if single and "{{" not in single[1]:
-        expr = env.compile_expression(single[1].strip(), undefined_to_none=True)
+        text = single[1].strip()
+        if m := ATTRIBUTE.match(text):
+            return _attribute_getter(m[1], m[2])
+        if m := ITEM.match(text):
+            var, idx = m[1], int(m[2])
+            return lambda s: s[var][idx]
+        expr = env.compile_expression(text, undefined_to_none=True)
         return lambda s: expr(**s)
     tmpl = env.from_string(value)
     return lambda s: tmpl.render(**s)
+
+
+def _attribute_getter(var: str, attr: str):
+    """What Jinja's `var.attr` gives: an attribute, else the item of that name, else None."""
+
+    def get(scope: dict[str, Any]) -> Any:
+        obj = scope[var]
+        if isinstance(obj, dict):
+            return obj.get(attr)
+        return getattr(obj, attr, None)
+
+    return get
 
 
 def _evaluate(env: jinja2.Environment, value: str, context: dict[str, Any]) -> Any:

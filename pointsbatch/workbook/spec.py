@@ -6,7 +6,8 @@ here: changing a header or a drop-down list is a one-line change in this file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
 
@@ -21,17 +22,19 @@ class Choice:
 
     range_name: str
     values: tuple[str, ...]
-    aliases: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    aliases: tuple[tuple[str, str], ...] = ()
 
-    def lookup(self) -> dict[str, str]:
+    @cached_property
+    def spellings(self) -> MappingProxyType:
         """Every accepted spelling mapped to its canonical value."""
-        table = {v: v for v in self.values}
-        table.update(self.aliases)
-        return table
+        return MappingProxyType({**{v: v for v in self.values}, **dict(self.aliases)})
+
+    def lookup(self) -> MappingProxyType:
+        return self.spellings
 
 
 def _choice(range_name: str, values: tuple[str, ...], aliases: dict[str, str] | None = None) -> Choice:
-    return Choice(range_name, values, MappingProxyType(dict(aliases or {})))
+    return Choice(range_name, values, tuple((aliases or {}).items()))
 
 
 MARK = _choice(

@@ -13,8 +13,8 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ..rules import Rules
 from ..jinja import render_text
+from ..rules import Rules
 from . import spec
 from .read import column_letter
 
