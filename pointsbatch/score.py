@@ -241,7 +241,7 @@ def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:
 def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFrame, rate: float | None,
                   rules: Rules) -> pd.DataFrame:
     g = rules.grades
-    by_part = ledger.pivot_table(index="seq", columns="part", values="points", aggfunc="sum", fill_value=0.0)
+    by_part = ledger.groupby(["seq", "part"])["points"].sum().unstack(fill_value=0.0)
     by_part = by_part.reindex(columns=[PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO], fill_value=0.0)
     deductions = ledger[(ledger["part"] == PART_DEDUCTION) & (ledger["item"] != "扣完为止")].groupby("seq")[
         "points"].sum()
@@ -288,8 +288,7 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
               zip(capped["seq"], capped["item"], strict=True)]
     dues = att[att["item"] == "dues"]
     if not dues.empty:
-        unpaid = dues.assign(u=dues["mark"] == "absent").pivot_table(index="seq", columns="month", values="u",
-                                                                      aggfunc="any", fill_value=False)
+        unpaid = (dues["mark"] == "absent").groupby([dues["seq"], dues["month"]]).any().unstack(fill_value=False)
         run = pd.Series(0, index=unpaid.index)
         best = run.copy()
         for month in sorted(unpaid.columns):

@@ -90,6 +90,9 @@ def _with_ceiling(problems: list[Problem]) -> list[Problem]:
 
 # --- pandera schemas, made from the spec -------------------------------------------------------------------------
 
+MAX_NAME_LENGTH = 30  # no person's name is longer; longer text is a mistake (or worse)
+MAX_BRANCH_NAME_LENGTH = 60
+
 _KIND_CODES = {
     "int": "not_an_integer",
     "number": "not_a_number",
@@ -140,6 +143,8 @@ def column_checks(col: spec.Column, rules: Rules, year: int | None) -> list:
         ]
     if col.kind == "date" and col.key == "date" and year is not None:
         checks.append(pa.Check(_in_year(year), name="date_outside_year"))
+    if col.kind == "name":
+        checks.append(pa.Check(lambda s: s.map(lambda v: len(str(v)) <= MAX_NAME_LENGTH), name="name_too_long"))
     return checks
 
 
@@ -227,6 +232,10 @@ class _Context:
             if parsed is INVALID:
                 self.add(_KIND_CODES[key.kind], sheet, cell, value, row=cell[1:], header=key.label)
                 continue
+            limit = MAX_BRANCH_NAME_LENGTH if key.key in ("branch", "email") else MAX_NAME_LENGTH
+            if isinstance(parsed, str) and len(parsed) > limit:
+                self.add("text_too_long", sheet, cell, parsed[:20] + "…", header=key.label, length=len(parsed))
+                continue
             self.info[key.key] = parsed
         year = self.info.get("year")
         if year is not None and self.year is not None and year != self.year:
@@ -255,7 +264,7 @@ class _Context:
             extra = {"allowed": "、".join(col.choice.values) if col.choice else ""}
             inc = self.rules.incentive
             self.add(code, sheet.name, table.cell(key, row), value, row=row, header=col.header,
-                     hi=_n(inc.activity_max), lo=0, step=_n(inc.step), **extra)
+                     hi=_n(inc.activity_max), lo=0, step=_n(inc.step), length=len(str(value)), **extra)
             bad_rows.add(row)
         typed = pd.DataFrame(index=frame.index)
         for col in sheet.columns:

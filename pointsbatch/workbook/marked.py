@@ -40,7 +40,7 @@ def marked_copy(source: Path, problems: list[Problem]) -> Workbook:
         target = wb[sheet][cell]
         error = any(p.is_error for p in found)
         target.fill = ERROR_FILL if error else WARNING_FILL
-        text = "\n".join(f"【{SEVERITY_LABEL[p.severity]}】{p.message}" for p in found)
+        text = "\n".join(f"【{SEVERITY_LABEL[p.severity]}】{_printable(p.message)}" for p in found)
         comment = Comment(text, "积分系统")
         comment.width, comment.height = 300, 40 + 40 * len(found)
         target.comment = comment
@@ -60,7 +60,8 @@ def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
     for i, p in enumerate(problems, start=1):
         row = i + 2
         real = sheets.get(p.sheet)
-        values = (i, SEVERITY_LABEL[p.severity], p.sheet or "（整个文件）", p.cell, p.value, p.message)
+        values = (i, SEVERITY_LABEL[p.severity], p.sheet or "（整个文件）", p.cell, _printable(p.value),
+                  _printable(p.message))
         for col, value in enumerate(values, start=1):
             cell = ws.cell(row, col, value)
             cell.alignment = Alignment(wrap_text=col == 6, vertical="top")
@@ -75,6 +76,12 @@ def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
     for letter, width in zip("ABCDEF", (6, 6, 12, 9, 18, 70), strict=True):
         ws.column_dimensions[letter].width = width
     ws.freeze_panes = "A3"
+
+
+def _printable(text: str) -> str:
+    """Cell text without the control characters a workbook cannot hold, and not too long to read."""
+    cleaned = "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in str(text))
+    return cleaned if len(cleaned) <= 300 else cleaned[:300] + "…"
 
 
 def write_marked_copy(source: Path, problems: list[Problem], target: Path) -> None:

@@ -21,13 +21,14 @@ MESSAGES = MappingProxyType(
         "file_duplicate_branch": "另有文件「{detail}」也是「{value}」的工作簿，无法判断以哪份为准，两份均不予处理，请只保留一份",
         "branch_not_in_registry": "支部名称「{value}」不在镇支部名录中，请按名录的写法填写",
         # sheets and headers
+        "sheet_unreadable": "工作表「{value}」中有无法识别的内容（{detail}），常见原因是日期格式的单元格里填了过大的数字，请检查后重新保存",
         "sheet_missing": "缺少工作表「{value}」，请使用标准模板",
         "column_missing": "缺少列「{value}」，请使用标准模板的表头",
         "column_unknown": "列「{value}」不是标准模板中的列，已忽略",
         "column_duplicate": "列「{value}」出现了不止一次，请删除多余的一列",
         "info_missing": "「支部信息」缺少「{value}」，请在B列填写",
         "grid_date_label": "A2单元格应为「活动日期」，第2行用于填写每次活动的日期",
-        "formula_uncalculated": "第{row}行「{header}」是公式，但没有计算结果，请在Excel或WPS中打开、保存后再提交，或直接填写数值",
+        "formula_uncalculated": "单元格{header}是公式，但没有计算结果（读出来会是空白），请在Excel或WPS中打开、保存后再提交，或直接填写内容",
         # single cells
         "value_required": "第{row}行「{header}」不能为空",
         "not_an_integer": "第{row}行「{header}」为「{value}」，应填写整数",
@@ -38,7 +39,8 @@ MESSAGES = MappingProxyType(
         "score_below_zero": "第{row}行「{header}」为{value}，不能小于{lo}分",
         "score_not_half_step": "第{row}行「{header}」为{value}，应以{step}分为单位",
         "date_outside_year": "第{row}行「{header}」为{value}，不在{year}年度内",
-        "name_too_long": "第{row}行「{header}」长达{length}个字，请检查是否填错",
+        "name_too_long": "第{row}行「{header}」长达{length}个字，不像是姓名，请检查是否填错",
+        "text_too_long": "「{header}」长达{length}个字，请改短",
         # across sheets
         "seq_duplicate": "第{row}行序号{value}与第{other}行重复，序号不能重复",
         "name_not_in_roster": "第{row}行「{value}」不在党员名册中，请核对姓名",
@@ -66,9 +68,7 @@ MESSAGES = MappingProxyType(
     }
 )
 
-WARNINGS = frozenset(
-    {"column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems", "name_too_long"}
-)
+WARNINGS = frozenset({"column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems"})
 
 
 def problem(code: str, sheet: str, cell: str, value: object = "", **extra: object) -> Problem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -81,10 +82,13 @@ def column_letter(index: int) -> str:
 _SPACES = re.compile(r"\s+")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 @lru_cache(maxsize=65536)
 def clean_text(text: str) -> str | None:
-    """NFKC, trimmed; empty becomes None."""
-    text = unicodedata.normalize("NFKC", text).strip()
+    """NFKC, control characters dropped (no output can hold them), trimmed; empty becomes None."""
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip()
     return text or None
 
 
@@ -129,11 +133,58 @@ def read_workbook(path: Path) -> RawWorkbook:
 
     try:
         _read_sheets(wb, book)
-    except Exception as exc:  # a damaged part deep inside the archive
+    except BaseException as exc:  # a damaged part deep inside the archive (calamine may panic)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
         book.problems.append(_open_failure(exc))
     finally:
         wb.close()
+    if book.readable:
+        try:
+            book.problems += uncalculated_formulas(path)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+            book.problems.append(problem("file_unreadable", "", "", detail=_short(exc)))
     return book
+
+
+_FORMULA_NO_VALUE = re.compile(rb'<c\b[^>]*\br="([A-Z]+[0-9]+)"[^>]*>\s*(?:<f\b[^>]*/>|<f\b[^>]*>[^<]*</f>)\s*(?:<v>\s*</v>|<v/>)?\s*</c>')
+_SHEET_ENTRY = re.compile(rb'<sheet\b[^>]*\bname="([^"]*)"[^>]*\br:id="([^"]*)"')
+_REL_ENTRY = re.compile(rb'<Relationship\b[^>]*\bId="([^"]*)"[^>]*\bTarget="([^"]*)"')
+_REL_ENTRY_REVERSED = re.compile(rb'<Relationship\b[^>]*\bTarget="([^"]*)"[^>]*\bId="([^"]*)"')
+MAX_FORMULA_REPORTS = 50
+
+
+def uncalculated_formulas(path: Path) -> list[Problem]:
+    """Cells holding a formula that was never calculated (no cached value): a reader would see them as blank.
+
+    Workbooks saved by Excel, WPS or LibreOffice always carry the results; ones written by scripts often do not.
+    """
+    import html
+
+    problems: list[Problem] = []
+    with zipfile.ZipFile(path) as zf:
+        try:
+            workbook = zf.read("xl/workbook.xml")
+            rels = zf.read("xl/_rels/workbook.xml.rels")
+        except KeyError:
+            return problems
+        targets = {rid: target for rid, target in _REL_ENTRY.findall(rels)}
+        targets.update({rid: target for target, rid in _REL_ENTRY_REVERSED.findall(rels)})
+        wanted = set(spec.REQUIRED_SHEETS) | {spec.OBJECTIONS.name}
+        for raw_name, rid in _SHEET_ENTRY.findall(workbook):
+            name = clean_key(html.unescape(raw_name.decode("utf-8", "replace")))
+            target = targets.get(rid, b"").decode("utf-8", "replace").lstrip("/")
+            part = target if target.startswith("xl/") else f"xl/{target}"
+            if name not in wanted or part not in zf.namelist():
+                continue
+            data = zf.read(part)
+            if b"<f" not in data:
+                continue
+            for cell in _FORMULA_NO_VALUE.findall(data)[:MAX_FORMULA_REPORTS]:
+                ref = cell.decode()
+                row = "".join(ch for ch in ref if ch.isdigit())
+                problems.append(problem("formula_uncalculated", name, ref, row=row, header=ref))
+    return problems
 
 
 def _open_failure(exc: Exception) -> Problem:
@@ -179,9 +230,16 @@ def _precheck(path: Path) -> Problem | None:
             names = set(zf.namelist())
             if "xl/workbook.xml" not in names:
                 return problem("file_unreadable", "", "", detail="不是Excel工作簿")
+            for info in zf.infolist():
+                # Office never writes a DOCTYPE; one in a part is an entity bomb or worse
+                if info.filename.endswith((".xml", ".rels")):
+                    with zf.open(info) as part:
+                        prolog = part.read(4096)
+                    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+                        return problem("file_unreadable", "", "", detail="含有不允许的XML实体声明")
             if zf.testzip() is not None:
                 return problem("file_unreadable", "", "", detail="文件已损坏")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as exc:
         return problem("file_unreadable", "", "", detail=_short(exc) or "文件不完整")
     return None
 
@@ -201,7 +259,13 @@ def _read_sheets(wb: Any, book: RawWorkbook) -> None:
         if real is None:
             return None
         sheet = wb.get_sheet_by_name(real)
-        rows = sheet.to_python(skip_empty_area=False, nrows=MAX_SHEET_ROWS + 1)
+        try:
+            rows = sheet.to_python(skip_empty_area=False, nrows=MAX_SHEET_ROWS + 1)
+        except BaseException as exc:  # calamine panics (a BaseException) on e.g. a date far out of range
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
+                raise
+            book.problems.append(problem("sheet_unreadable", sheet_name, "A1", sheet_name, detail=_short(exc)))
+            return None
         if len(rows) > MAX_SHEET_ROWS:
             book.problems.append(
                 problem("file_too_large", sheet_name, "A1", detail=f"「{sheet_name}」超过{MAX_SHEET_ROWS}行")
