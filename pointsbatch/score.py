@@ -86,7 +86,7 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     grouped = attended.groupby(["seq", "item"], sort=False).agg(
         count=("value", "size"), points=("value", "sum"), row=("row", "first"), each=("value", "first"),
     ).reset_index()
-    cells = attended.groupby(["seq", "item"], sort=False)["cell"].agg(",".join)
+    cells = attended.groupby(["seq", "item"], sort=False)["cell"].agg(cell_ranges)
     grouped["cell"] = cells.values
     ledger = pd.DataFrame({
         "seq": grouped["seq"], "part": PART_BASE, "item": grouped["item"].map(names),
@@ -301,6 +301,20 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
     frame = pd.DataFrame(flags, columns=["seq", "flag", "note"])
     frame.insert(1, "name", frame["seq"].map(names))
     return frame
+
+
+def cell_ranges(cells) -> str:
+    """Cells of one grid row as Excel ranges: C3,D3,E3,G3 -> C3:E3,G3."""
+    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+
+    parsed = sorted((column_index_from_string(c), r, f"{c}{r}") for c, r in map(coordinate_from_string, cells))
+    runs: list[list[tuple[int, int, str]]] = []
+    for item in parsed:
+        if runs and item[0] == runs[-1][-1][0] + 1 and item[1] == runs[-1][-1][1]:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return ",".join(run[0][2] if len(run) == 1 else f"{run[0][2]}:{run[-1][2]}" for run in runs)
 
 
 def _n(x: float) -> str:

@@ -337,7 +337,7 @@ class _Context:
         for row, seq in dup.items():
             self.add("member_twice_in_grid", sheet, f"{grid.letters['name']}{row}", keys.at[row, "name"],
                      row=row, other=first_row[seq])
-        roster_valid = roster[roster["seq"].notna()]
+        roster_valid = roster[roster["seq"].notna() & ~roster["seq"].duplicated(keep=False)]
         missing = roster_valid[~roster_valid["seq"].isin(set(seen))]
         if not missing.empty and len(missing) < len(roster_valid):
             for row, name in missing["name"].items():

@@ -232,7 +232,7 @@ def test_ledger_explains_every_point(wb):
     assert set(rows["cell"]) >= {"F2", "F3"}
     assert rows[rows["cell"] == "F2"]["multiplier"].iloc[0] == 2
     dues = mine[mine["item"] == "足额缴纳党费"].iloc[0]
-    assert dues["points"] == 11 and "D3" not in dues["cell"].split(",")
+    assert dues["points"] == 11 and dues["cell"] == "C3,E3:N3"  # 党费2月 (D3) was not paid
 
 
 # --- rules as data -----------------------------------------------------------------------------------------------

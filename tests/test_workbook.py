@@ -154,6 +154,7 @@ def test_duplicate_seq_in_roster(tmp_path):
     v = load(build(tmp_path / "x.xlsx", roster=[member(1, "张三"), member(1, "李四")],
                    grid_rows=[[1, "张三", *marks()], [1, "李四", *marks()]]))
     assert ("党员名册", "A3", "seq_duplicate") in codes(v)
+    assert not any(p.code == "member_not_in_grid" for p in v.problems)  # no flood of consequences
 
 
 def test_bad_date_and_date_outside_year(tmp_path):

@@ -75,7 +75,15 @@ def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
             ws.cell(row, 2).font = Font(color="C00000", bold=True)
     for letter, width in zip("ABCDEF", (6, 6, 12, 9, 18, 70), strict=True):
         ws.column_dimensions[letter].width = width
+    ws.merge_cells("A1:F1")
+    ws["A1"].alignment = Alignment(wrap_text=True, vertical="center")
+    ws.row_dimensions[1].height = 36
     ws.freeze_panes = "A3"
+    ws.print_title_rows = "2:2"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
 def _printable(text: str) -> str:
