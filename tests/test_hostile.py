@@ -81,12 +81,17 @@ def _zip_with(path: Path, parts: dict[str, bytes]) -> Path:
     return path
 
 
-def test_zip_bomb_is_refused_before_reading(tmp_path):
-    good = build(tmp_path / "good.xlsx")
+def make_zip_bomb(path: Path, scratch: Path) -> Path:
+    """A real workbook plus one part that inflates from well under 1 MB to 60 MB."""
+    good = build(scratch / "bomb-base.xlsx")
     with zipfile.ZipFile(good) as zf:
         parts = {n: zf.read(n) for n in zf.namelist()}
     parts["xl/media/bomb.bin"] = b"\0" * (60 * 1024 * 1024)
-    bomb = _zip_with(tmp_path / "bomb.xlsx", parts)
+    return _zip_with(path, parts)
+
+
+def test_zip_bomb_is_refused_before_reading(tmp_path):
+    bomb = make_zip_bomb(tmp_path / "bomb.xlsx", tmp_path)
     assert bomb.stat().st_size < 1024 * 1024
     started = time.perf_counter()
     problems = load(bomb).problems
@@ -94,8 +99,8 @@ def test_zip_bomb_is_refused_before_reading(tmp_path):
     assert time.perf_counter() - started < 5
 
 
-def test_xml_entity_bomb_is_not_expanded(tmp_path):
-    good = build(tmp_path / "good.xlsx")
+def make_entity_bomb(path: Path, scratch: Path) -> Path:
+    good = build(scratch / "entity-base.xlsx")
     with zipfile.ZipFile(good) as zf:
         parts = {n: zf.read(n) for n in zf.namelist()}
         sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
@@ -105,7 +110,11 @@ def test_xml_entity_bomb_is_not_expanded(tmp_path):
     for sheet in sheets:
         body = parts[sheet].split(b"?>", 1)[-1]
         parts[sheet] = lol.encode() + body.replace(b"<sheetData>", b"<sheetData>&lol9;", 1)
-    bomb = _zip_with(tmp_path / "entities.xlsx", parts)
+    return _zip_with(path, parts)
+
+
+def test_xml_entity_bomb_is_not_expanded(tmp_path):
+    bomb = make_entity_bomb(tmp_path / "entities.xlsx", tmp_path)
     started = time.perf_counter()
     validation = load(bomb)
     assert time.perf_counter() - started < 10
@@ -113,8 +122,8 @@ def test_xml_entity_bomb_is_not_expanded(tmp_path):
     assert "实体" in validation.problems[0].message
 
 
-def test_a_sheet_with_a_million_rows_is_refused_quickly(tmp_path):
-    good = build(tmp_path / "good.xlsx")
+def make_million_rows(path: Path, scratch: Path) -> Path:
+    good = build(scratch / "million-base.xlsx")
     with zipfile.ZipFile(good) as zf:
         parts = {n: zf.read(n) for n in zf.namelist()}
     workbook = parts["xl/workbook.xml"].decode()
@@ -127,8 +136,12 @@ def test_a_sheet_with_a_million_rows_is_refused_quickly(tmp_path):
     rows = "".join(f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>x</t></is></c></row>' for r in range(1, 1_000_001))
     parts[part] = (f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
                    f'spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>').encode()
-    big = _zip_with(tmp_path / "million.xlsx", parts)
     del target
+    return _zip_with(path, parts)
+
+
+def test_a_sheet_with_a_million_rows_is_refused_quickly(tmp_path):
+    big = make_million_rows(tmp_path / "million.xlsx", tmp_path)
     started = time.perf_counter()
     problems = load(big).problems
     assert "file_too_large" in {p.code for p in problems}
@@ -210,6 +223,11 @@ def test_everything_at_once_next_to_good_workbooks(tmp_path):
     wb["支部信息"]["B3"] = YEAR - 1
     wb.save(other)
     (inbox / "子文件夹").mkdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    make_zip_bomb(inbox / "炸弹.xlsx", scratch)
+    make_entity_bomb(inbox / "实体.xlsx", scratch)
+    make_million_rows(inbox / "百万行.xlsx", scratch)
     before = {p.name: p.read_bytes() for p in inbox.iterdir() if p.is_file()}
     started = time.perf_counter()
     result = run(inbox, tmp_path / "out")
@@ -221,8 +239,11 @@ def test_everything_at_once_next_to_good_workbooks(tmp_path):
     assert status["好1.xlsx"] == status["好2.xlsx"] == "accepted"
     for name in ("~$好1.xlsx", ".~lock.好2.xlsx#", ".DS_Store", "照片.jpg", "子文件夹"):
         assert status[name] == "ignored"
-    for name in ("半截.xlsx", "随便.xlsx", "去年.xlsx"):
+    for name in ("半截.xlsx", "随便.xlsx", "去年.xlsx", "炸弹.xlsx", "实体.xlsx", "百万行.xlsx"):
         assert status[name] == "rejected"
+    import resource
+
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 2 * 1024 * 1024  # KB: well under 2 GB
     reasons = {f["name"]: (f.get("reason") or f["problems"][0]["message"]) for f in manifest["files"]
                if f["status"] != "accepted"}
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in r) for r in reasons.values())
