@@ -64,7 +64,7 @@ class FileResult:
     problems: list[Problem] = field(default_factory=list)
     reason: str = ""
     members: list[dict[str, Any]] = field(default_factory=list)
-    ledger: list[dict[str, Any]] = field(default_factory=list)
+    ledger_rows: bytes = b""  # this branch's rows of ledger.csv, formatted in the worker: small to carry back
     flags: int = 0
     email: str | None = None
     outputs: list[str] = field(default_factory=list)  # relative to OUT
@@ -188,7 +188,7 @@ def _render_branch(job: _Job, branch: Any, result: FileResult) -> None:
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
     result.status = "accepted"
     result.members = [{**m, "branch": branch.info.name} for m in member_rows(scores, h1)]
-    result.ledger = [{**e, "branch": branch.info.name} for e in records(scores.ledger)]
+    result.ledger_rows = ledger_rows(branch.info.name, records(scores.ledger))
     result.flags = len(scores.flags)
     result.email = branch.info.email
     result.outputs = [str(results_rel), str(notice_rel)]
@@ -390,7 +390,7 @@ def _reject(res: FileResult, staging: Path, why: Problem) -> None:
             folder.rmdir()
     res.status = "rejected"
     res.problems = sorted([why, *res.problems], key=sort_key)
-    res.members, res.ledger, res.outputs = [], [], []
+    res.members, res.ledger_rows, res.outputs = [], b"", []
     write_feedback(Path(res.source), res, staging, readable=True)
 
 
@@ -486,8 +486,8 @@ LEDGER_CSV_COLUMNS = ["branch", "seq", "name", "part", "item", "sheet", "row", "
                       "points", "note"]
 
 
-def ledger_csv(report: RunReport) -> bytes:
-    """Every branch's ledger in one file: what the next run compares against to say why a total changed."""
+def ledger_rows(branch: str, entries: list[dict[str, Any]]) -> bytes:
+    """One branch's rows of ledger.csv (no header), as the CSV bytes they will be written as."""
     import csv
     import io
 
@@ -495,11 +495,23 @@ def ledger_csv(report: RunReport) -> bytes:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(LEDGER_CSV_COLUMNS)
-    for f in report.files:
-        for e in f.ledger:
-            w.writerow([inert(_fmt(e.get(c))) for c in LEDGER_CSV_COLUMNS])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    for e in entries:
+        w.writerow([inert(_fmt(branch if c == "branch" else e.get(c))) for c in LEDGER_CSV_COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
+def ledger_csv(report: RunReport) -> bytes:
+    """Every branch's ledger in one file: what the next run compares against to say why a total changed."""
+    header = ("\ufeff" + ",".join(LEDGER_CSV_COLUMNS) + "\r\n").encode("utf-8")
+    return header + b"".join(f.ledger_rows for f in report.files if f.status == "accepted")
+
+
+def _parse_ledger(data: bytes | str) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return list(csv.DictReader(io.StringIO(text), fieldnames=LEDGER_CSV_COLUMNS))
 
 
 def _fmt(v: Any) -> str:
@@ -565,10 +577,7 @@ def load_previous(out: Path) -> dict[str, Any]:
         with (out / "scores.csv").open(encoding="utf-8-sig", newline="") as fh:
             prev["scores"] = list(csv.DictReader(fh))
         ledger = out / "ledger.csv"
-        prev["ledger"] = []
-        if ledger.exists():
-            with ledger.open(encoding="utf-8-sig", newline="") as fh:
-                prev["ledger"] = list(csv.DictReader(fh))
+        prev["ledger_path"] = ledger if ledger.exists() else None
     except (OSError, ValueError):
         return {}
     prev["dir"] = out
@@ -579,37 +588,45 @@ def compare_with_previous(previous: dict[str, Any], results: list[FileResult]) -
     """Each member whose total changed since the previous run: old and new total and the ledger rows that differ."""
     if not previous:
         return []
-    from .render.town import inert
-
     old = {(r["支部名称"].lstrip("'"), r["序号"], r["姓名"].lstrip("'")): r["总分"] for r in previous.get("scores", [])}
-    old_ledger: dict[tuple, set] = {}
-    for e in previous.get("ledger", []):
-        key = (e["branch"].lstrip("'"), str(e["seq"]))
-        old_ledger.setdefault(key, set()).add(_ledger_key(e))
-    changes = []
+    changed = []
     for f in results:
         if f.status != "accepted":
             continue
-        new_ledger: dict[tuple, set] = {}
-        for e in f.ledger:
-            new_ledger.setdefault((e["branch"], str(e["seq"])), set()).add(
-                _ledger_key({k: inert(_fmt(v)) for k, v in e.items()}))
         for m in f.members:
             key = (m["branch"], str(m["seq"]), m["name"])
-            if key not in old:
-                continue
             new_total = "" if m["total"] is None else f"{float(m['total']):.1f}"
-            if old[key] == new_total:
-                continue
-            lk = (m["branch"], str(m["seq"]))
-            before, after = old_ledger.get(lk, set()), new_ledger.get(lk, set())
-            reasons = [f"删除：{_describe(e)}" for e in sorted(before - after)]
-            reasons += [f"新增：{_describe(e)}" for e in sorted(after - before)]
-            changes.append({
-                "branch": m["branch"], "seq": m["seq"], "name": m["name"],
-                "old_total": float(old[key]) if old[key] else None, "new_total": m["total"],
-                "reasons": reasons or ["积分规则或计分期间不同"],
-            })
+            if key in old and old[key] != new_total:
+                changed.append((f, m, old[key]))
+    if not changed:
+        return []
+    # only now read the ledgers, and only the rows of the members whose totals changed
+    wanted = {(m["branch"], str(m["seq"])) for _f, m, _old in changed}
+    old_ledger: dict[tuple, set] = {}
+    path = previous.get("ledger_path")
+    if path is not None:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for e in _parse_ledger(fh.read())[1:]:
+                key = (e["branch"].lstrip("'"), e["seq"])
+                if key in wanted:
+                    old_ledger.setdefault(key, set()).add(_ledger_key(e))
+    new_ledger: dict[tuple, set] = {}
+    for f in {id(f): f for f, _m, _o in changed}.values():
+        for e in _parse_ledger(f.ledger_rows):
+            key = (e["branch"].lstrip("'"), e["seq"])
+            if key in wanted:
+                new_ledger.setdefault(key, set()).add(_ledger_key(e))
+    changes = []
+    for _f, m, old_total in changed:
+        lk = (m["branch"], str(m["seq"]))
+        before, after = old_ledger.get(lk, set()), new_ledger.get(lk, set())
+        reasons = [f"删除：{_describe(e)}" for e in sorted(before - after)]
+        reasons += [f"新增：{_describe(e)}" for e in sorted(after - before)]
+        changes.append({
+            "branch": m["branch"], "seq": m["seq"], "name": m["name"],
+            "old_total": float(old_total) if old_total else None, "new_total": m["total"],
+            "reasons": reasons or ["积分规则或计分期间不同"],
+        })
     return changes
 
 
