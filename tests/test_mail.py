@@ -216,3 +216,17 @@ def test_a_rerun_does_not_resend_unchanged_answers(out, tmp_path):
         assert run_json["counts"]["accepted"] == 3
     finally:
         ctl.stop()
+
+
+def test_send_options_come_from_the_settings_file(out, tmp_path, monkeypatch):
+    handler = Recorder()
+    ctl = serve(handler)
+    try:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "pointsbatch.toml").write_text(
+            f'[send]\nsmtp_host = "127.0.0.1"\nsmtp_port = {port_of(ctl)}\n', encoding="utf-8")
+        result = CliRunner().invoke(main, ["send", str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert len(handler.messages) == 3
+    finally:
+        ctl.stop()

@@ -57,7 +57,8 @@ def render_summary(context: dict[str, Any]):
     chart.set_categories(Reference(ws, min_col=1, min_row=4, max_row=3 + len(grades)))
     chart.legend = None
     chart.width, chart.height = 16, 8
-    ws.add_chart(chart, "E3")
+    _show_axes(chart)
+    ws.add_chart(chart, "D3")
     averages = [b for b in context["branches"] if b["average"] is not None]
     start = 6 + len(grades)
     ws.cell(start, 1, "支部")
@@ -73,9 +74,20 @@ def render_summary(context: dict[str, Any]):
         bars.set_categories(Reference(ws, min_col=1, min_row=start + 1, max_row=start + len(averages)))
         bars.legend = None
         bars.width, bars.height = 16, max(6, 0.6 * len(averages) + 2)
-        ws.add_chart(bars, "E20")
+        bars.y_axis.scaling.min, bars.y_axis.scaling.max = 0, 100
+        _show_axes(bars)
+        ws.add_chart(bars, "D20")
     ws.column_dimensions["A"].width = 24
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
     return wb
+
+
+def _show_axes(chart: BarChart) -> None:
+    """openpyxl marks axes deleted by default, and recent Excel then hides their labels."""
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
 
 
 def bar_chart(pairs: list[tuple[str, float]], width: int = 640, bar: int = 22, max_value: float | None = None,
