@@ -607,15 +607,15 @@ def compare_with_previous(previous: dict[str, Any], results: list[FileResult]) -
     if path is not None:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             for e in _parse_ledger(fh.read())[1:]:
-                key = (e["branch"].lstrip("'"), e["seq"])
-                if key in wanted:
-                    old_ledger.setdefault(key, set()).add(_ledger_key(e))
+                ref = (e["branch"].lstrip("'"), e["seq"])
+                if ref in wanted:
+                    old_ledger.setdefault(ref, set()).add(_ledger_key(e))
     new_ledger: dict[tuple, set] = {}
     for f in {id(f): f for f, _m, _o in changed}.values():
         for e in _parse_ledger(f.ledger_rows):
-            key = (e["branch"].lstrip("'"), e["seq"])
-            if key in wanted:
-                new_ledger.setdefault(key, set()).add(_ledger_key(e))
+            ref = (e["branch"].lstrip("'"), e["seq"])
+            if ref in wanted:
+                new_ledger.setdefault(ref, set()).add(_ledger_key(e))
     changes = []
     for _f, m, old_total in changed:
         lk = (m["branch"], str(m["seq"]))

@@ -12,11 +12,12 @@ import datetime as dt
 import email
 import json
 import smtplib
-import ssl
+import ssl as ssl_lib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.policy import SMTP as SMTP_POLICY
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,11 +48,11 @@ class SmtpSettings:
     retries: int = 3
     backoff: float = 2.0
 
-    def tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.cafile)
+    def tls_context(self) -> ssl_lib.SSLContext:
+        ctx = ssl_lib.create_default_context(cafile=self.cafile)
         if not self.verify:
             ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+            ctx.verify_mode = ssl_lib.CERT_NONE
         return ctx
 
 
@@ -91,7 +92,7 @@ class SmtpSender:
                 conn.login(s.user, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
             raise MailError(f"SMTP服务器拒绝登录（{exc.smtp_code}），请检查用户名和环境变量 POINTSBATCH_SMTP_PASSWORD") from None
-        except ssl.SSLError as exc:
+        except ssl_lib.SSLError as exc:
             raise MailError(f"与SMTP服务器建立加密连接失败：{exc.reason or exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
             # nothing was sent; what is left goes on the next `send`
@@ -191,7 +192,7 @@ def send_outbox(out: Path, settings: SmtpSettings, dry_run: bool = False,
                 log(f"将发送 {path.name} → {to}：{msg.get('Subject')}")
                 outcome.sent.append(path.name)
                 continue
-            from_addr = settings.sender or email.utils.parseaddr(str(msg.get("From")))[1] or "pointsbatch@localhost"
+            from_addr = settings.sender or parseaddr(str(msg.get("From")))[1] or "pointsbatch@localhost"
             answer, error = _send_with_retries(transport, from_addr, to, path.read_bytes(), settings, sleep)
             now = dt.datetime.now().replace(microsecond=0).isoformat()
             if error is None:

@@ -155,9 +155,9 @@ class _Reader:
             node = float(node)
         if not isinstance(node, kind) or (kind is not bool and isinstance(node, bool)):
             raise RulesError(f"规则文件设置项 {name} 的值 {node!r} 类型不对，应为{_KIND_NAMES[kind]}")
-        if lo is not None and node < lo:
+        if lo is not None and node < lo:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能小于 {lo}")
-        if hi is not None and node > hi:
+        if hi is not None and node > hi:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能大于 {hi}")
         return node
 

@@ -259,6 +259,8 @@ class _Context:
         schema = table_schema(sheet, present, self.rules, self.year)
         bad_rows: set[int] = set()
         for row, key, code in schema_failures(schema, frame):
+            if key is None:  # a check on the whole table; every check here is on one column
+                continue
             col = sheet.column(key)
             value = frame.at[row, key]
             extra = {"allowed": "、".join(col.choice.values) if col.choice else ""}

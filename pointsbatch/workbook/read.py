@@ -187,14 +187,14 @@ def uncalculated_formulas(path: Path) -> list[Problem]:
     return problems
 
 
-def _open_failure(exc: Exception) -> Problem:
+def _open_failure(exc: BaseException) -> Problem:
     name = type(exc).__name__
     if "Password" in name:
         return problem("file_encrypted", "", "")
     return problem("file_unreadable", "", "", detail=_short(exc))
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:80]
 
