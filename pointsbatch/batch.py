@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +32,7 @@ FEEDBACK = "问题反馈"
 OUTBOX = "发件箱"
 SENT_LOG = "发送记录.json"
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
+STALE_STAGING_SECONDS = 6 * 3600
 OLD_SUFFIXES = {".xls", ".et"}
 
 
@@ -705,20 +707,15 @@ def recover_interrupted(out: Path) -> None:
         os.replace(old, out)
     elif old.exists():
         shutil.rmtree(old, ignore_errors=True)
+    # a staging folder left by a killed run; by age, since probing a process id is not portable (on Windows
+    # os.kill would end the process)
     for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        try:
+            old_enough = time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS
+        except OSError:
+            continue
+        if old_enough:
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def swap_in(staging: Path, out: Path) -> None:
