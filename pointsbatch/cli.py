@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 SETTINGS_FILE = "pointsbatch.toml"
+PERIOD_LABELS = {"annual": "年度", "h1": "上半年"}
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -212,7 +213,10 @@ def _count_files(inbox: Path) -> int:
 def _print_summary(console, report) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report.year or ''}年 积分计算结果", header_style="bold")
+    if not report.files:
+        console.print("[yellow]收件文件夹中没有任何文件。[/yellow]请把各支部的工作簿（.xlsx）放进去后再运行。")
+    title = f"{report.year}年{PERIOD_LABELS[report.period]}积分计算结果" if report.year else "积分计算结果"
+    table = Table(title=title, header_style="bold")
     for col in ("文件", "支部", "结果", "说明"):
         table.add_column(col, overflow="fold")
     for f in report.files:

@@ -93,7 +93,7 @@ def summary_template() -> Workbook:
     ws.title = "各支部汇总"
     table(
         ws,
-        "{{ year }}年{{ period.label }}全镇党员积分汇总",
+        "{{ year ~ '年' if year else '' }}{{ period.label }}全镇党员积分汇总",
         [("支部名称", 24), ("状态", 10), ("党员数", 8), ("参加积分", 9), ("免于积分管理", 12), ("优秀", 7),
          ("合格", 7), ("不合格", 7), ("平均分", 8), ("说明", 40)],
         ["{{ b.name }}", "{{ b.status }}", "{{ b.members }}", "{{ b.scored }}", "{{ b.exempt }}",
@@ -114,7 +114,7 @@ def summary_template() -> Workbook:
     table(wb.create_sheet("优秀名单"), "年度积分优秀党员名单", member_cols, member_cells,
           "{%row for m in excellent %}", formats)
     ws = wb.create_sheet("统计图")
-    ws.cell(1, 1, "{{ year }}年{{ period.label }}积分统计图").font = Font(bold=True, size=14)
+    ws.cell(1, 1, "{{ year ~ '年' if year else '' }}{{ period.label }}积分统计图").font = Font(bold=True, size=14)
     ws.cell(3, 1, "等次")
     ws.cell(3, 2, "人数")
     ws.cell(4, 1, "{%row for g in grade_counts %}{{ g[0] }}")

@@ -277,3 +277,11 @@ def test_outputs_are_real_zip_workbooks(inbox, tmp_path):
         with zipfile.ZipFile(path) as zf:
             assert zf.testzip() is None
     assert info()["year"] == 2026
+
+
+def test_an_empty_inbox_says_so_and_writes_empty_outputs(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    result = run(tmp_path / "inbox", tmp_path / "out")
+    assert result.exit_code == 0 and "没有任何文件" in result.output
+    assert read_csv(tmp_path / "out" / "scores.csv") == []
+    assert "None" not in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
