@@ -284,8 +284,8 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
         if (s, rules.veto.grid_condition) not in logged:
             flags.append((s, "自动识别否决", f"根据基础积分表，{start}月至{end}月连续无故未参加组织生活，支部未登记，请核实"))
     capped = ledger[ledger["note"].astype(str).str.startswith("单项封顶")]
-    flags += [(s, "超出封顶", f"「{i}」登记的活动超过单项封顶，超出部分未计分") for s, i in
-              zip(capped["seq"], capped["item"], strict=True)]
+    items = capped.groupby("seq", sort=False)["item"].agg(lambda i: "」「".join(i))
+    flags += [(s, "超出封顶", f"「{i}」登记的活动超过单项封顶，超出部分未计分") for s, i in items.items()]
     dues = att[att["item"] == "dues"]
     if not dues.empty:
         unpaid = (dues["mark"] == "absent").groupby([dues["seq"], dues["month"]]).any().unstack(fill_value=False)

@@ -276,3 +276,11 @@ def test_round_half_up():
     assert round_half_up(59.95, 1) == 60.0
     assert round_half_up(58.25, 1) == 58.3
     assert round_half_up(0.05, 1) == 0.1
+
+
+def test_activity_beyond_caps_is_one_flag_per_member(wb):
+    s = score(wb(incentive=[act("张三", "志愿服务", 4), act("张三", "志愿服务", 1), act("张三", "结对帮扶", 3, "是"),
+                            act("李四", "志愿服务", 3)]))
+    capped = s.flags[s.flags["flag"] == "超出封顶"]
+    assert list(capped["seq"]) == [1]
+    assert "「志愿服务」「结对帮扶」" in capped["note"].iloc[0]
