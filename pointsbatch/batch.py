@@ -54,6 +54,7 @@ class RunOptions:
     contact: str | None = None
     trust_workbook_addresses: bool = False
     sender: str = "pointsbatch@localhost"
+    templates: Path | None = None  # the town's own copies of output templates, used before the bundled ones
 
 
 @dataclass
@@ -142,10 +143,14 @@ class _Job:
     run_date: dt.date
     notice_start: dt.date
     contact: str | None
+    templates: Path | None = None
 
 
 def process_workbook(job: _Job) -> FileResult:
     """Read, validate, score and render one workbook into the staging folder. Never raises for a bad workbook."""
+    from .jinja import use_templates
+
+    use_templates(job.templates)  # a worker process starts without the main process's state
     try:
         return _process(job)
     except OSError:
@@ -279,8 +284,13 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
         entries = sorted(inbox.iterdir(), key=lambda p: p.name)
     except OSError as exc:
         raise RunError(f"无法读取收件文件夹 {inbox}：{exc.strerror or exc}") from exc
+    from .jinja import use_templates
+
     rules = load_rules(options.rules_path)
     registry = read_registry(options.registry) if options.registry else None
+    if options.templates is not None and not Path(options.templates).is_dir():
+        raise RunError(f"找不到模板文件夹 {options.templates}")
+    use_templates(options.templates)
     out = out.resolve()
     if out == inbox.resolve() or inbox.resolve() in out.parents:
         raise RunError("输出文件夹不能在收件文件夹里面")
@@ -325,7 +335,7 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
             results.append(res)
         else:
             jobs.append(_Job(path, staging, rules, options.period, options.year, options.run_date, notice_start,
-                             options.contact))
+                             options.contact, options.templates))
     processed = list(_map(process_workbook, jobs, options.jobs, progress))
     year = options.year or _common_year(processed)
     for res in processed:

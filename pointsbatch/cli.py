@@ -159,9 +159,11 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 @click.option("--trust-workbook-addresses", is_flag=True,
               help="没有支部名录时，把回复发给工作簿中填写的联系邮箱")
 @click.option("--sender", default="pointsbatch@localhost", show_default=True, help="邮件的发件人地址")
+@click.option("--templates", type=click.Path(path_type=Path),
+              help="本镇自己的输出模板文件夹：其中与内置模板同名的文件（如 notice.html、支部积分结果.xlsx）优先使用")
 def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
         jobs: int, notice_start: dt.datetime | None, contact: str | None, run_date: dt.datetime | None,
-        trust_workbook_addresses: bool, sender: str) -> None:
+        trust_workbook_addresses: bool, sender: str, templates: Path | None) -> None:
     """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
     from rich.console import Console
     from rich.progress import Progress
@@ -180,7 +182,7 @@ def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | 
         inbox=Path(inbox), out=Path(out), period=period, year=year, registry=registry, rules_path=rules_path,
         jobs=jobs or os.cpu_count() or 1, run_date=(run_date.date() if run_date else dt.date.today()),
         notice_start=notice_start.date() if notice_start else None, contact=contact,
-        trust_workbook_addresses=trust_workbook_addresses, sender=sender,
+        trust_workbook_addresses=trust_workbook_addresses, sender=sender, templates=templates,
     )
     total = _count_files(Path(inbox))
     try:

@@ -1,17 +1,44 @@
-"""The Jinja environment over `templates/`, where every sentence a user reads in an output lives."""
+"""The Jinja environment over `templates/`, where every sentence a user reads in an output lives.
+
+A town may keep its own copies of any of these files in a folder (`run --templates DIR`); a file found there is
+used instead of the bundled one of the same name, so outputs can be restyled without touching the installation.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
+_override: Path | None = None
+
+
+def use_templates(folder: Path | None) -> None:
+    """Look in `folder` first for every template (None: only the bundled ones)."""
+    global _override
+    folder = Path(folder).resolve() if folder else None
+    if folder != _override:
+        _override = folder
+        environment.cache_clear()
+
+
+def template_path(name: str) -> Path:
+    """The file of a template: the town's own copy when it has one, else the bundled one."""
+    if _override is not None and (_override / name).is_file():
+        return _override / name
+    return Path(str(resources.files("pointsbatch").joinpath("templates", name)))
+
 
 @lru_cache(maxsize=2)
 def environment(autoescape: bool = True) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("pointsbatch", "templates")]
+    if _override is not None:
+        loaders.insert(0, jinja2.FileSystemLoader(str(_override)))
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pointsbatch", "templates"),
+        loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(["html", "j2.html"]) if autoescape else False,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -285,3 +285,28 @@ def test_an_empty_inbox_says_so_and_writes_empty_outputs(tmp_path):
     assert result.exit_code == 0 and "没有任何文件" in result.output
     assert read_csv(tmp_path / "out" / "scores.csv") == []
     assert "None" not in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
+    from importlib import resources
+
+    from pointsbatch.jinja import use_templates
+
+    mine = tmp_path / "我的模板"
+    mine.mkdir()
+    notice = resources.files("pointsbatch").joinpath("templates", "notice.html").read_text(encoding="utf-8")
+    (mine / "notice.html").write_text(notice.replace("党员积分公示</h1>", "党员积分公示（本镇样式）</h1>"),
+                                      encoding="utf-8")
+    results = load_workbook(resources.files("pointsbatch").joinpath("templates", "支部积分结果.xlsx"))
+    results["积分结果"]["A1"] = "本镇格式：{{ branch.name }}积分"
+    results.save(mine / "支部积分结果.xlsx")
+    try:
+        assert run(inbox, tmp_path / "out", "--templates", str(mine)).exit_code == 1
+    finally:
+        use_templates(None)
+    folder = tmp_path / "out" / "支部" / "第一党支部"
+    assert "（本镇样式）" in next(folder.glob("*.html")).read_text(encoding="utf-8")
+    assert load_workbook(next(folder.glob("*.xlsx")))["积分结果"]["A1"].value == "本镇格式：第一党支部积分"
+    # the bundled templates are untouched and used again without the option
+    run(inbox, tmp_path / "plain")
+    assert "本镇样式" not in next((tmp_path / "plain" / "支部" / "第一党支部").glob("*.html")).read_text("utf-8")

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..jinja import render_text
+from ..jinja import render_text, template_path
 from ..rules import Rules
 from ..score import Scores
 from ..validate import Branch
 from .xlsx_template import render_xlsx
 
 RESULTS_TEMPLATE = "支部积分结果.xlsx"
-
-
-def template_path(name: str) -> Path:
-    return Path(str(resources.files("pointsbatch").joinpath("templates", name)))
 
 
 def _clean(value: Any) -> Any:

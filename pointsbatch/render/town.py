@@ -8,8 +8,7 @@ from typing import Any
 
 from openpyxl.chart import BarChart, Reference
 
-from ..jinja import format_number, render_text
-from .branch import template_path
+from ..jinja import format_number, render_text, template_path
 from .xlsx_template import render_xlsx
 
 SUMMARY_TEMPLATE = "全镇汇总.xlsx"

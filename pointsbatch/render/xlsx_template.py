@@ -31,12 +31,12 @@ ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @lru_cache(maxsize=8)
-def _template_bytes(path: str) -> bytes:
+def _template_bytes(path: str, mtime: float) -> bytes:
     return Path(path).read_bytes()
 
 
 def render_xlsx(template: Path, context: dict[str, Any]) -> Workbook:
-    wb = load_workbook(BytesIO(_template_bytes(str(template))))
+    wb = load_workbook(BytesIO(_template_bytes(str(template), Path(template).stat().st_mtime)))
     env = environment(autoescape=False)
     for ws in wb.worksheets:
         if ws.title.startswith("{{"):
