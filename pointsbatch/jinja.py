@@ -13,6 +13,8 @@ from typing import Any
 
 import jinja2
 
+from .numbers import number_text
+
 _override: Path | None = None
 
 
@@ -50,11 +52,8 @@ def environment(autoescape: bool = True) -> jinja2.Environment:
 
 
 def format_number(value: Any, decimals: int = 1) -> str:
-    """A score as people write it: 85, 72.5 (no trailing .0); blank for missing."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    value = round(float(value), decimals)
-    return str(int(value)) if value.is_integer() else f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+    """A score as the pages show it: one decimal at most."""
+    return number_text(value, decimals)
 
 
 def render_text(name: str, **context: Any) -> str:

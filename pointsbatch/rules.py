@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .numbers import number_text as _num
 from .workbook import spec
 
 
@@ -112,10 +113,6 @@ class Rules:
             ("公示天数不少于", str(self.notice_days)),
         ]
         return rows
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 BUNDLED = "rules.toml"

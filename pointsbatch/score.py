@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .numbers import number_text as _n
 from .rules import PERIODS, Period, Rules
 from .validate import Branch
 from .workbook import spec
@@ -315,8 +316,3 @@ def cell_ranges(cells) -> str:
         else:
             runs.append([item])
     return ",".join(run[0][2] if len(run) == 1 else f"{run[0][2]}:{run[-1][2]}" for run in runs)
-
-
-def _n(x: float) -> str:
-    x = float(x)
-    return str(int(x)) if x.is_integer() else f"{x:.2f}".rstrip("0").rstrip(".")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from .numbers import number_text as _n
 from .problems import PROBLEM_CEILING, Problem, has_errors, sort_key
 from .rules import PERIODS, Period, Rules
 from .workbook import spec
@@ -504,7 +505,3 @@ def _text(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _n(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)

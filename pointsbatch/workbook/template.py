@@ -14,6 +14,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from ..jinja import render_text
+from ..numbers import number_text as _n
 from ..rules import Rules
 from . import spec
 from .read import column_letter
@@ -226,7 +227,3 @@ def write_workbook(wb: Workbook, path: Path) -> None:
     from ..files import atomic_save
 
     atomic_save(path, wb.save)
-
-
-def _n(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
