@@ -123,18 +123,17 @@ class SmtpSender:
         return "250 已接收"
 
     def _drop(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
-        self.conn = None
+        """Forget a connection that failed (no QUIT: the server may already be gone)."""
+        self._disconnect(polite=False)
 
     def close(self) -> None:
+        self._disconnect(polite=True)
+
+    def _disconnect(self, polite: bool) -> None:
         if self.conn is not None:
             try:
-                self.conn.quit()
-            except Exception:
+                self.conn.quit() if polite else self.conn.close()
+            except Exception:  # closing a broken connection may fail again; it is gone either way
                 pass
         self.conn = None
 
