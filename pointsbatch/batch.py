@@ -188,9 +188,8 @@ def _render_branch(job: _Job, branch: Any, result: FileResult) -> None:
     label = PERIODS[job.period].label
     results_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分结果.xlsx"
     notice_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分公示.html"
-    wb = render_results(branch, scores, job.rules, job.run_date, h1)
     (job.staging / folder).mkdir(parents=True, exist_ok=True)
-    wb.save(job.staging / results_rel)
+    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, h1)
     html = render_notice(branch, scores, job.rules, job.notice_start, job.contact)
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
     result.status = "accepted"
@@ -291,6 +290,7 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
     if options.templates is not None and not Path(options.templates).is_dir():
         raise RunError(f"找不到模板文件夹 {options.templates}")
     use_templates(options.templates)
+    _check_output_templates()
     out = out.resolve()
     if out == inbox.resolve() or inbox.resolve() in out.parents:
         raise RunError("输出文件夹不能在收件文件夹里面")
@@ -304,6 +304,19 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def _check_output_templates() -> None:
+    from .jinja import template_path
+    from .render.branch import RESULTS_TEMPLATE
+    from .render.town import SUMMARY_TEMPLATE
+    from .render.xlsx_template import TemplateError, check_template
+
+    for name in (RESULTS_TEMPLATE, SUMMARY_TEMPLATE):
+        try:
+            check_template(template_path(name))
+        except TemplateError as exc:
+            raise RunError(str(exc)) from exc
 
 
 def _make_staging(out: Path) -> Path:
@@ -490,7 +503,7 @@ def write_town_outputs(staging: Path, report: RunReport, rules: Rules, options: 
     atomic_write_bytes(staging / "scores.csv", scores_csv(members))
     atomic_write_bytes(staging / "ledger.csv", ledger_csv(report))
     context = town_context(report, rules, options, previous)
-    render_summary(context).save(staging / "全镇汇总.xlsx")
+    render_summary(staging / "全镇汇总.xlsx", context)
     atomic_write_text(staging / "index.html", render_index(context))
 
 

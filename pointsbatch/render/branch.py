@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -38,8 +39,9 @@ def member_rows(scores: Scores, h1: Scores | None = None) -> list[dict[str, Any]
                       "grade", "honours", "reward", "h1_total"]])
 
 
-def render_results(branch: Branch, scores: Scores, rules: Rules, run_date: dt.date, h1: Scores | None = None):
-    """The branch's results workbook: scores, ledger, flags, objections, and the rules applied."""
+def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, run_date: dt.date,
+                   h1: Scores | None = None) -> None:
+    """Write the branch's results workbook: scores, ledger, flags, objections, and the rules applied."""
     approval = branch.info.approval_date(scores.period)
     context = {
         "branch": branch.info,
@@ -53,7 +55,7 @@ def render_results(branch: Branch, scores: Scores, rules: Rules, run_date: dt.da
         if not branch.objections.empty else [],
         "rules": rules.summary() + [("计分期间", scores.period.label), ("计分日期", run_date.isoformat())],
     }
-    return render_xlsx(template_path(RESULTS_TEMPLATE), context)
+    render_xlsx(template_path(RESULTS_TEMPLATE), context, target)
 
 
 def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None) -> dict:

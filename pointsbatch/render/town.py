@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
-from openpyxl.chart import BarChart, Reference
-
 from ..jinja import format_number, render_text, template_path
-from .xlsx_template import render_xlsx
+from .xlsx_template import Rendered, render_xlsx
 
 SUMMARY_TEMPLATE = "全镇汇总.xlsx"
 CSV_COLUMNS = ["支部名称", "序号", "姓名", "党员类别", "基础分", "激励分", "扣分", "一票否决", "总分", "等次",
@@ -45,48 +44,44 @@ def scores_csv(members: list[dict[str, Any]]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def render_summary(context: dict[str, Any]):
+def render_summary(target: Path, context: dict[str, Any]) -> None:
     """全镇汇总.xlsx from its template, plus native bar charts of the grades and of the branch averages."""
-    wb = render_xlsx(template_path(SUMMARY_TEMPLATE), context)
-    ws = wb["统计图"]
+    render_xlsx(template_path(SUMMARY_TEMPLATE), context, target, finish=lambda book: _add_charts(book, context))
+
+
+def _add_charts(book: Rendered, context: dict[str, Any]) -> None:
+    wb, ws = book.workbook, book.sheets["统计图"]
+    sheet = ws.name
     grades = context["grade_counts"]
-    chart = BarChart()
-    chart.title, chart.y_axis.title = "各等次人数", "人数"
-    chart.add_data(Reference(ws, min_col=2, min_row=3, max_row=3 + len(grades)), titles_from_data=True)
-    chart.set_categories(Reference(ws, min_col=1, min_row=4, max_row=3 + len(grades)))
-    chart.legend = None
-    chart.width, chart.height = 16, 8
-    _show_axes(chart)
-    ws.add_chart(chart, "D3")
+    chart = wb.add_chart({"type": "column"})
+    chart.add_series({"name": [sheet, 2, 1], "categories": [sheet, 3, 0, 2 + len(grades), 0],
+                      "values": [sheet, 3, 1, 2 + len(grades), 1], "fill": {"color": "#C00000"}})
+    chart.set_title({"name": "各等次人数"})
+    chart.set_y_axis({"name": "人数", "min": 0})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": 600, "height": 300})
+    ws.insert_chart("D3", chart)
     averages = [b for b in context["branches"] if b["average"] is not None]
-    start = 6 + len(grades)
-    ws.cell(start, 1, "支部")
-    ws.cell(start, 2, "平均分")
+    start = max(book.rows_used["统计图"], 3 + len(grades)) + 2  # 0-based: one empty row below the grade table
+    number = wb.add_format({"num_format": "0.0"})
+    ws.write_string(start, 0, "支部")
+    ws.write_string(start, 1, "平均分")
     for i, b in enumerate(averages, start=start + 1):
-        ws.cell(i, 1, b["name"])
-        ws.cell(i, 2, b["average"]).number_format = "0.0"
+        ws.write_string(i, 0, str(b["name"]))
+        ws.write_number(i, 1, float(b["average"]), number)
     if averages:
-        bars = BarChart()
-        bars.type = "bar"
-        bars.title, bars.x_axis.title = "各支部平均分", None
-        bars.add_data(Reference(ws, min_col=2, min_row=start, max_row=start + len(averages)), titles_from_data=True)
-        bars.set_categories(Reference(ws, min_col=1, min_row=start + 1, max_row=start + len(averages)))
-        bars.legend = None
-        bars.width, bars.height = 16, max(6, 0.6 * len(averages) + 2)
-        bars.y_axis.scaling.min, bars.y_axis.scaling.max = 0, 100
-        _show_axes(bars)
-        ws.add_chart(bars, "D20")
-    ws.column_dimensions["A"].width = 24
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    return wb
-
-
-def _show_axes(chart: BarChart) -> None:
-    """openpyxl marks axes deleted by default, and recent Excel then hides their labels."""
-    chart.x_axis.delete = False
-    chart.y_axis.delete = False
+        bars = wb.add_chart({"type": "bar"})
+        bars.add_series({"name": [sheet, start, 1], "categories": [sheet, start + 1, 0, start + len(averages), 0],
+                         "values": [sheet, start + 1, 1, start + len(averages), 1], "fill": {"color": "#2F5597"}})
+        bars.set_title({"name": "各支部平均分"})
+        bars.set_x_axis({"min": 0, "max": 100})  # in a bar chart the value axis is the horizontal one
+        bars.set_y_axis({"reverse": True})  # branches top to bottom in the table's order
+        bars.set_legend({"none": True})
+        bars.set_size({"width": 600, "height": max(230, 23 * len(averages) + 75)})
+        ws.insert_chart("D20", bars)
+    ws.set_column(0, 0, 24)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
 
 
 def bar_chart(pairs: list[tuple[str, float]], width: int = 640, bar: int = 22, max_value: float | None = None,

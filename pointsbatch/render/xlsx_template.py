@@ -5,22 +5,27 @@
 - A row whose first cell starts with `{%row for x in xs %}` is the repeat row: it is written once per item of `xs`,
   with the row's style, and the rows below it move down.
 - Text that a spreadsheet would run as a formula never becomes one: values are always written as values.
+
+The template is read once per process with openpyxl into a plan (cells, styles, widths, heights, merged cells,
+frozen panes, page setup); each output is then written with XlsxWriter, several times faster than building and
+saving an openpyxl workbook of the same size. What the plan cannot carry over faithfully (pictures, charts,
+comments, conditional formatting, data validation) is refused with a message rather than silently dropped.
 """
 
 from __future__ import annotations
 
-import copy
+import datetime as dt
+import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from openpyxl import load_workbook
-from openpyxl.workbook.workbook import Workbook
-from openpyxl.worksheet.worksheet import Worksheet
 
+from ..files import atomic_save
 from ..jinja import environment
 
 REPEAT = re.compile(r"^\{%row\s+for\s+(\w+)\s+in\s+(.+?)\s*%\}")
@@ -28,71 +33,424 @@ SINGLE = re.compile(r"^\{\{(.+?)\}\}$", re.S)
 ATTRIBUTE = re.compile(r"^(\w+)\.(\w+)$")  # the common `{{ m.name }}`: looked up directly, no Jinja round trip
 ITEM = re.compile(r"^(\w+)\[(\d+)\]$")
 ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+BORDER_STYLES = ["thin", "medium", "dashed", "dotted", "thick", "double", "hair", "mediumDashed", "dashDot",
+                 "mediumDashDot", "dashDotDot", "mediumDashDotDot", "slantDashDot"]  # XlsxWriter's 1..13
+FILL_PATTERNS = ["solid", "mediumGray", "darkGray", "lightGray", "darkHorizontal", "darkVertical", "darkDown",
+                 "darkUp", "darkGrid", "darkTrellis", "lightHorizontal", "lightVertical", "lightDown", "lightUp",
+                 "lightGrid", "lightTrellis", "gray125", "gray0625"]  # XlsxWriter's 1..18
+THEME_COLORS = ["#FFFFFF", "#000000", "#E7E6E6", "#44546A", "#4472C4", "#ED7D31", "#A5A5A5", "#FFC000",
+                "#5B9BD5", "#70AD47"]  # Office's default theme, for colours a template names by theme index
+DATE_FORMAT = "yyyy-mm-dd"
+
+Getter = Callable[[dict[str, Any]], Any]
 
 
-@lru_cache(maxsize=8)
-def _template_bytes(path: str, mtime: float) -> bytes:
-    return Path(path).read_bytes()
+class TemplateError(Exception):
+    """An output template this renderer cannot reproduce; the message says what to change in it."""
 
 
-def render_xlsx(template: Path, context: dict[str, Any]) -> Workbook:
-    wb = load_workbook(BytesIO(_template_bytes(str(template), Path(template).stat().st_mtime)))
-    env = environment(autoescape=False)
-    for ws in wb.worksheets:
-        if ws.title.startswith("{{"):
-            ws.title = _clean_title(str(_evaluate(env, ws.title, context)))
-        _render_sheet(ws, env, context)
-    return wb
+@dataclass
+class _Sheet:
+    name: str  # the title in the template
+    title: Any  # the title to write, or a Getter when the template's title is an expression
+    cells: list[tuple[int, int, Any, int | None]]  # row, column (1-based), value or Getter, style index
+    repeat_row: int | None = None
+    repeat_var: str = ""
+    repeat_items: Getter | None = None
+    repeat_cells: list[tuple[int, Any, int | None]] = field(default_factory=list)
+    heights: dict[int, float] = field(default_factory=dict)
+    columns: list[tuple[int, int, float | None, bool]] = field(default_factory=list)
+    merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    freeze: tuple[int, int] | None = None
+    setup: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    sheets: list[_Sheet]
+    formats: list[dict[str, Any]]  # XlsxWriter format properties, by style index
+
+
+@dataclass
+class Rendered:
+    """The workbook being written, for a caller that adds to it (charts) before it is closed."""
+
+    workbook: Any
+    sheets: dict[str, Any]  # by the template's sheet title
+    rows_used: dict[str, int]  # by the template's sheet title: how many rows the rendered sheet has
+
+
+def render_xlsx(template: Path, context: dict[str, Any], target: Path,
+                finish: Callable[[Rendered], None] | None = None) -> None:
+    """Write `target` (whole or not at all) from the template and the context."""
+    import xlsxwriter
+
+    template = Path(template)
+    plan = _plan(str(template), template.stat().st_mtime)
+
+    def write(tmp: str) -> None:
+        wb = xlsxwriter.Workbook(tmp, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+                                       "strings_to_numbers": False})
+        try:
+            formats = [wb.add_format(props) for props in plan.formats]
+            dates = _DateFormats(wb, plan.formats, formats)
+            rendered = Rendered(wb, {}, {})
+            for sheet in plan.sheets:
+                title = _clean_title(str(sheet.title(context))) if callable(sheet.title) else sheet.title
+                ws = wb.add_worksheet(title)
+                rendered.sheets[sheet.name] = ws
+                rendered.rows_used[sheet.name] = _write_sheet(ws, sheet, context, formats, dates)
+            if finish:
+                finish(rendered)
+        finally:
+            wb.close()
+
+    atomic_save(target, write)
+
+
+def check_template(template: Path) -> None:
+    """Read a template now, so that one this renderer cannot use stops the run before any work (TemplateError)."""
+    template = Path(template)
+    _plan(str(template), template.stat().st_mtime)
 
 
 def _clean_title(title: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", "", title)[:31] or "Sheet"
 
 
-def _render_sheet(ws: Worksheet, env: jinja2.Environment, context: dict[str, Any]) -> None:
-    repeat_at = None
-    for row in ws.iter_rows(min_col=1, max_col=1):
-        value = row[0].value
-        if isinstance(value, str) and REPEAT.match(value):
-            repeat_at = row[0].row
-            break
-    rows = list(ws.iter_rows())
-    for row in rows:
-        if row[0].row == repeat_at:
-            continue
-        for cell in row:
-            if isinstance(cell.value, str) and "{{" in cell.value:
-                _set(cell, _evaluate(env, cell.value, context))
-    if repeat_at is None:
-        return
-    template_cells = [(c.column, c.value, copy.copy(c._style)) for c in ws[repeat_at]]
-    height = ws.row_dimensions[repeat_at].height
-    match = REPEAT.match(template_cells[0][1])
-    assert match is not None
-    var, expr = match[1], match[2]
-    items = list(env.compile_expression(expr)(**context) or [])
-    first_value = template_cells[0][1][match.end():]
-    template_cells[0] = (template_cells[0][0], first_value, template_cells[0][2])
-    if len(items) > 1:
-        ws.insert_rows(repeat_at + 1, len(items) - 1)
-    compiled = [(col, _compile(env, value), style) for col, value, style in template_cells]
-    for i, item in enumerate(items):
-        r = repeat_at + i
-        scope = {**context, var: item}
-        for col, fn, style in compiled:
-            cell = ws.cell(r, col)
-            _set(cell, fn(scope) if fn else None)
-            cell._style = copy.copy(style)
-        if height:
-            ws.row_dimensions[r].height = height
-    if not items:
-        for col, _fn, _style in compiled:
-            ws.cell(repeat_at, col).value = None
+# --- writing -----------------------------------------------------------------------------------------------------
 
 
-def _compile(env: jinja2.Environment, value: Any):
+class _DateFormats:
+    """A date in a cell whose style shows numbers as General gets the same style with a date format."""
+
+    def __init__(self, wb: Any, props: list[dict[str, Any]], formats: list[Any]) -> None:
+        self.wb, self.props, self.formats = wb, props, formats
+        self.made: dict[int | None, Any] = {}
+
+    def __call__(self, index: int | None) -> Any:
+        if index is not None and self.props[index].get("num_format") not in (None, "General"):
+            return self.formats[index]
+        if index not in self.made:
+            base = dict(self.props[index]) if index is not None else {}
+            self.made[index] = self.wb.add_format({**base, "num_format": DATE_FORMAT})
+        return self.made[index]
+
+
+def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[Any], dates: _DateFormats) -> int:
+    items: list[Any] = []
+    if sheet.repeat_row is not None and sheet.repeat_items is not None:
+        items = list(sheet.repeat_items(context) or [])
+    at = sheet.repeat_row
+    shift = max(len(items), 1) - 1 if at is not None else 0
+
+    def moved(row: int) -> int:
+        return row + shift if at is not None and row > at else row
+
+    for first, last, width, hidden in sheet.columns:
+        ws.set_column(first - 1, last - 1, width, None, {"hidden": hidden} if hidden else None)
+    for row, height in sheet.heights.items():
+        if row == at:
+            for r in range(at, at + max(len(items), 1)):
+                ws.set_row(r - 1, height)
+        else:
+            ws.set_row(moved(row) - 1, height)
+    merged_at = {}
+    for r1, c1, r2, c2 in sheet.merges:
+        merged_at[(moved(r1), c1)] = (moved(r2), c2)
+    last_row = 0
+    for row, col, value, style in sheet.cells:
+        r = moved(row)
+        last_row = max(last_row, r)
+        fmt = formats[style] if style is not None else None
+        if (r, col) in merged_at:
+            r2, c2 = merged_at.pop((r, col))
+            ws.merge_range(r - 1, col - 1, r2 - 1, c2 - 1, "", fmt)
+        _write(ws, r - 1, col - 1, _value(value, context), fmt, style, dates)
+    for (r, col), (r2, c2) in merged_at.items():  # a merged range whose first cell is empty
+        ws.merge_range(r - 1, col - 1, r2 - 1, c2 - 1, "", None)
+    if at is not None:
+        styles = [(col - 1, value, formats[style] if style is not None else None, style)
+                  for col, value, style in sheet.repeat_cells]
+        var = sheet.repeat_var
+        scope = dict(context)
+        for i, item in enumerate(items):
+            scope[var] = item
+            r = at - 1 + i
+            for col, value, fmt, style in styles:
+                _write(ws, r, col, value(scope) if callable(value) else value, fmt, style, dates)
+        if not items:
+            for col, _v, fmt, _s in styles:
+                if fmt is not None:
+                    ws.write_blank(at - 1, col, None, fmt)
+        last_row = max(last_row, at + max(len(items), 1) - 1)
+    if sheet.freeze:
+        ws.freeze_panes(moved(sheet.freeze[0]) - 1, sheet.freeze[1] - 1)
+    _page_setup(ws, sheet.setup)
+    return last_row
+
+
+def _write(ws: Any, row: int, col: int, value: Any, fmt: Any, style: int | None, dates: _DateFormats) -> None:
+    kind = type(value)
+    if kind is str:
+        if ILLEGAL.search(value):
+            value = ILLEGAL.sub("", value)
+        ws.write_string(row, col, value, fmt)  # never a formula, never a link
+    elif value is None:
+        if fmt is not None:
+            ws.write_blank(row, col, None, fmt)
+    elif kind is bool:
+        ws.write_boolean(row, col, value, fmt)
+    elif kind is int or kind is float:
+        if math.isfinite(value):
+            ws.write_number(row, col, value, fmt)
+        elif fmt is not None:
+            ws.write_blank(row, col, None, fmt)
+    elif isinstance(value, (dt.date, dt.datetime)):
+        ws.write_datetime(row, col, value, dates(style))
+    elif hasattr(value, "item"):  # a numpy scalar
+        _write(ws, row, col, value.item(), fmt, style, dates)
+    else:
+        _write(ws, row, col, str(value), fmt, style, dates)
+
+
+def _value(value: Any, scope: dict[str, Any]) -> Any:
+    return value(scope) if callable(value) else value
+
+
+def _page_setup(ws: Any, setup: dict[str, Any]) -> None:
+    if setup.get("landscape"):
+        ws.set_landscape()
+    if setup.get("paper"):
+        ws.set_paper(setup["paper"])
+    if "fit" in setup:
+        ws.fit_to_pages(*setup["fit"])
+    elif setup.get("scale"):
+        ws.set_print_scale(setup["scale"])
+    if "rows" in setup:
+        ws.repeat_rows(*setup["rows"])
+    if "columns" in setup:
+        ws.repeat_columns(*setup["columns"])
+    if "margins" in setup:
+        ws.set_margins(*setup["margins"])
+    if setup.get("header"):
+        ws.set_header(setup["header"])
+    if setup.get("footer"):
+        ws.set_footer(setup["footer"])
+    if setup.get("center_h"):
+        ws.center_horizontally()
+    if setup.get("center_v"):
+        ws.center_vertically()
+    ws.hide_gridlines(setup.get("gridlines", 1))
+    if setup.get("tab_color"):
+        ws.set_tab_color(setup["tab_color"])
+    if setup.get("zoom"):
+        ws.set_zoom(setup["zoom"])
+    if setup.get("hidden"):
+        ws.hide()
+
+
+# --- reading the template once -------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _plan(path: str, mtime: float) -> _Plan:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path)
+    except Exception as exc:
+        raise TemplateError(f"无法读取输出模板 {path}：{exc}") from exc
+    env = environment(autoescape=False)
+    styles: dict[tuple, int] = {}
+    formats: list[dict[str, Any]] = []
+
+    def style_of(cell: Any) -> int | None:
+        if not cell.has_style:
+            return None
+        key = tuple(cell._style)
+        if key not in styles:
+            styles[key] = len(formats)
+            formats.append(_format(cell))
+        return styles[key]
+
+    sheets = []
+    for ws in wb.worksheets:
+        _refuse_unsupported(path, ws)
+        title: Any = ws.title
+        if ws.title.startswith("{{"):
+            title = _compile(env, ws.title)
+        sheet = _Sheet(ws.title, title, [])
+        for row in ws.iter_rows():
+            first = row[0].value if row else None
+            if sheet.repeat_row is None and isinstance(first, str) and (m := REPEAT.match(first)):
+                sheet.repeat_row, sheet.repeat_var = row[0].row, m[1]
+                sheet.repeat_items = _compile_expression(env, m[2])
+                for cell in row:
+                    value = first[m.end():] if cell.column == 1 else cell.value
+                    sheet.repeat_cells.append((cell.column, _compile(env, value), style_of(cell)))
+                continue
+            for cell in row:
+                if cell.value is None and not cell.has_style:
+                    continue
+                sheet.cells.append((cell.row, cell.column, _compile(env, cell.value), style_of(cell)))
+        sheet.heights = {r: d.height for r, d in ws.row_dimensions.items() if d.height is not None}
+        for dim in ws.column_dimensions.values():
+            if dim.min is None:
+                continue
+            width = max(dim.width - 5 / 7, 0) if dim.width else None  # XlsxWriter adds the cell padding back
+            if width is not None or dim.hidden:
+                sheet.columns.append((dim.min, dim.max or dim.min, width, bool(dim.hidden)))
+        sheet.merges = [(r.min_row, r.min_col, r.max_row, r.max_col) for r in ws.merged_cells.ranges]
+        if ws.freeze_panes:
+            from openpyxl.utils.cell import coordinate_to_tuple
+
+            sheet.freeze = coordinate_to_tuple(ws.freeze_panes)
+        sheet.setup = _setup(ws)
+        sheets.append(sheet)
+    return _Plan(sheets, formats)
+
+
+def _refuse_unsupported(path: str, ws: Any) -> None:
+    found = []
+    if ws._images:
+        found.append("图片")
+    if ws._charts:
+        found.append("图表")
+    if ws.conditional_formatting:
+        found.append("条件格式")
+    if ws.data_validations.dataValidation:
+        found.append("数据验证（下拉列表）")
+    if any(c.comment for row in ws.iter_rows() for c in row):
+        found.append("批注")
+    if found:
+        raise TemplateError(f"输出模板 {Path(path).name} 的工作表「{ws.title}」含有{'、'.join(found)}，"
+                            "本程序不能照原样生成；请从模板中删除后再运行")
+
+
+def _setup(ws: Any) -> dict[str, Any]:
+    setup: dict[str, Any] = {}
+    ps = ws.page_setup
+    setup["landscape"] = ps.orientation == "landscape"
+    if ps.paperSize:
+        setup["paper"] = int(ps.paperSize)
+    if ws.sheet_properties.pageSetUpPr is not None and ws.sheet_properties.pageSetUpPr.fitToPage:
+        setup["fit"] = (_int(ps.fitToWidth, 1), _int(ps.fitToHeight, 1))
+    elif ps.scale:
+        setup["scale"] = int(ps.scale)
+    for key, spec in (("rows", ws.print_title_rows), ("columns", ws.print_title_cols)):
+        if spec:
+            first, _, last = spec.replace("$", "").partition(":")
+            if key == "rows":
+                setup[key] = (int(first) - 1, int(last or first) - 1)
+            else:
+                setup[key] = f"{first}:{last or first}"
+    m = ws.page_margins
+    setup["margins"] = (m.left, m.right, m.top, m.bottom)
+    setup["header"] = str(ws.oddHeader) if ws.oddHeader else ""
+    setup["footer"] = str(ws.oddFooter) if ws.oddFooter else ""
+    setup["center_h"] = bool(ws.print_options.horizontalCentered)
+    setup["center_v"] = bool(ws.print_options.verticalCentered)
+    screen = ws.sheet_view.showGridLines is not False
+    printed = bool(ws.print_options.gridLines)
+    setup["gridlines"] = 0 if printed else (1 if screen else 2)
+    tab = ws.sheet_properties.tabColor
+    setup["tab_color"] = _color(tab) if tab is not None else None
+    setup["zoom"] = ws.sheet_view.zoomScale
+    setup["hidden"] = ws.sheet_state != "visible"
+    return setup
+
+
+def _int(value: Any, default: int) -> int:
+    return int(value) if value is not None else default
+
+
+def _format(cell: Any) -> dict[str, Any]:
+    """XlsxWriter properties for an openpyxl cell's style."""
+    props: dict[str, Any] = {}
+    f = cell.font
+    if f is not None:
+        if f.name:
+            props["font_name"] = f.name
+        if f.sz:
+            props["font_size"] = float(f.sz)
+        if f.b:
+            props["bold"] = True
+        if f.i:
+            props["italic"] = True
+        if f.strike:
+            props["font_strikeout"] = True
+        if f.u:
+            props["underline"] = {"single": 1, "double": 2, "singleAccounting": 33,
+                                  "doubleAccounting": 34}.get(f.u, 1)
+        if f.vertAlign in ("superscript", "subscript"):
+            props["font_script"] = 1 if f.vertAlign == "superscript" else 2
+        if (color := _color(f.color)) is not None and color != "#000000":
+            props["font_color"] = color
+    fill = cell.fill
+    if fill is not None and getattr(fill, "patternType", None) in FILL_PATTERNS:
+        props["pattern"] = FILL_PATTERNS.index(fill.patternType) + 1
+        if (color := _color(fill.fgColor)) is not None:
+            props["bg_color" if fill.patternType == "solid" else "fg_color"] = color
+        if fill.patternType != "solid" and (color := _color(fill.bgColor)) is not None:
+            props["bg_color"] = color
+    b = cell.border
+    for side in ("left", "right", "top", "bottom"):
+        s = getattr(b, side)
+        if s is not None and s.style in BORDER_STYLES:
+            props[side] = BORDER_STYLES.index(s.style) + 1
+            if (color := _color(s.color)) is not None:
+                props[f"{side}_color"] = color
+    a = cell.alignment
+    if a is not None:
+        if a.horizontal and a.horizontal != "general":
+            props["align"] = {"centerContinuous": "center_across", "distributed": "distributed"}.get(
+                a.horizontal, a.horizontal)
+        if a.vertical:
+            props["valign"] = {"center": "vcenter", "top": "top", "bottom": "bottom", "justify": "vjustify",
+                               "distributed": "vdistributed"}.get(a.vertical, "bottom")
+        if a.wrap_text:
+            props["text_wrap"] = True
+        if a.shrink_to_fit:
+            props["shrink"] = True
+        if a.indent:
+            props["indent"] = int(a.indent)
+        if a.text_rotation:
+            props["rotation"] = int(a.text_rotation) if a.text_rotation <= 90 else 90 - int(a.text_rotation)
+    if cell.number_format and cell.number_format != "General":
+        props["num_format"] = cell.number_format
+    p = cell.protection
+    if p is not None:
+        if p.locked is False:
+            props["locked"] = False
+        if p.hidden:
+            props["hidden"] = True
+    return props
+
+
+def _color(color: Any) -> str | None:
+    if color is None:
+        return None
+    kind = getattr(color, "type", None)
+    if kind == "rgb" and isinstance(color.rgb, str) and len(color.rgb) >= 6:
+        return "#" + color.rgb[-6:].upper()
+    if kind == "theme" and isinstance(color.theme, int) and 0 <= color.theme < len(THEME_COLORS):
+        return THEME_COLORS[color.theme]
+    if kind == "indexed" and isinstance(color.indexed, int):
+        from openpyxl.styles.colors import COLOR_INDEX
+
+        if color.indexed < len(COLOR_INDEX) and color.indexed not in (64, 65):
+            return "#" + COLOR_INDEX[color.indexed][-6:]
+    return None
+
+
+# --- expressions ---------------------------------------------------------------------------------------------------
+
+
+def _compile(env: jinja2.Environment, value: Any) -> Any:
+    """A cell's value as written (anything without `{{`), or a Getter of the scope."""
     if not isinstance(value, str) or "{{" not in value:
-        return (lambda _s, v=value: v) if value is not None else None
+        return value
     single = SINGLE.match(value.strip())
     if single and "{{" not in single[1]:
         text = single[1].strip()
@@ -101,13 +459,17 @@ def _compile(env: jinja2.Environment, value: Any):
         if m := ITEM.match(text):
             var, idx = m[1], int(m[2])
             return lambda s: s[var][idx]
-        expr = env.compile_expression(text, undefined_to_none=True)
-        return lambda s: expr(**s)
+        return _compile_expression(env, text)
     tmpl = env.from_string(value)
     return lambda s: tmpl.render(**s)
 
 
-def _attribute_getter(var: str, attr: str):
+def _compile_expression(env: jinja2.Environment, text: str) -> Getter:
+    expr = env.compile_expression(text, undefined_to_none=True)
+    return lambda s: expr(**s)
+
+
+def _attribute_getter(var: str, attr: str) -> Getter:
     """What Jinja's `var.attr` gives: an attribute, else the item of that name, else None."""
 
     def get(scope: dict[str, Any]) -> Any:
@@ -117,20 +479,3 @@ def _attribute_getter(var: str, attr: str):
         return getattr(obj, attr, None)
 
     return get
-
-
-def _evaluate(env: jinja2.Environment, value: str, context: dict[str, Any]) -> Any:
-    fn = _compile(env, value)
-    return fn(context) if fn else None
-
-
-def _set(cell: Any, value: Any) -> None:
-    if isinstance(value, float) and value != value:
-        value = None
-    if isinstance(value, str):
-        value = ILLEGAL.sub("", value)
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalars
-    cell.value = value
-    if isinstance(value, str) and value.startswith("="):
-        cell.data_type = "s"  # text that looks like a formula stays text

@@ -1,0 +1,140 @@
+"""The .xlsx template renderer: what a town styles in Excel comes out in every output, with the data filled in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import build, member
+from openpyxl import Workbook, load_workbook
+from openpyxl.comments import Comment
+from openpyxl.formatting.rule import CellIsRule
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+
+from pointsbatch.cli import main
+from pointsbatch.render.xlsx_template import TemplateError, render_xlsx
+
+THIN = Side(style="thin", color="999999")
+BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+
+
+def make_template(path: Path) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "{{ title }}"
+    ws.merge_cells("A1:D1")
+    ws["A1"] = "{{ title }}名单"
+    ws["A1"].font = Font(bold=True, size=14, name="黑体")
+    ws["A1"].alignment = Alignment(horizontal="center")
+    ws.row_dimensions[1].height = 26
+    for col, text in enumerate(["序号", "姓名", "分数", "日期"], start=1):
+        c = ws.cell(3, col, text)
+        c.fill, c.font, c.border = PatternFill("solid", fgColor="C00000"), Font(bold=True, color="FFFFFF"), BOX
+        c.alignment = Alignment(wrap_text=True, vertical="center")
+    ws.column_dimensions["B"].width = 18
+    for col, expr in enumerate(["{%row for p in people %}{{ p.seq }}", "{{ p.name }}", "{{ p.score }}",
+                                "{{ p.day }}"], start=1):
+        c = ws.cell(4, col, expr)
+        c.border = BOX
+    ws["C4"].number_format = "0.0"
+    ws.row_dimensions[4].height = 20
+    ws.merge_cells("A5:C5")
+    ws["A5"] = "共{{ people | length }}人，填表人：{{ clerk }}"
+    ws["D5"] = "{{ total }}"
+    ws.freeze_panes = "A4"
+    ws.print_title_rows = "3:3"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    wb.save(path)
+    return path
+
+
+PEOPLE = [
+    {"seq": 1, "name": "张三", "score": 82.5, "day": dt.date(2026, 3, 1)},
+    {"seq": np.int64(2), "name": "=HYPERLINK(\"http://x\")", "score": float("nan"), "day": None},
+    {"seq": 3, "name": "李\x07四", "score": np.float64(90.0), "day": dt.datetime(2026, 5, 2, 9, 30)},
+]
+
+
+def test_values_keep_their_types_and_rows_below_the_repeat_move_down(tmp_path):
+    out = tmp_path / "out.xlsx"
+    render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "第一支部", "people": PEOPLE, "clerk": "王五",
+                                                     "total": 172.5}, out)
+    ws = load_workbook(out)["第一支部"]
+    assert ws["A1"].value == "第一支部名单"
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=4, max_row=6)]
+    assert rows[0] == [1, "张三", 82.5, dt.datetime(2026, 3, 1)]
+    assert rows[1][:3] == [2, "=HYPERLINK(\"http://x\")", None]  # formula-like text stays text; NaN is empty
+    assert ws["B5"].data_type == "s"
+    assert rows[2][1] == "李四" and rows[2][2] == 90 and rows[2][3] == dt.datetime(2026, 5, 2, 9, 30)
+    assert ws["D4"].is_date and ws["D4"].number_format == "yyyy-mm-dd"
+    assert ws["A7"].value == "共3人，填表人：王五" and ws["D7"].value == 172.5
+    assert {str(r) for r in ws.merged_cells.ranges} == {"A1:D1", "A7:C7"}
+    assert ws.max_row == 7
+
+
+def test_the_templates_styles_and_page_setup_carry_over(tmp_path):
+    out = tmp_path / "out.xlsx"
+    render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "第一支部", "people": PEOPLE, "clerk": "",
+                                                     "total": 0}, out)
+    ws = load_workbook(out)["第一支部"]
+    head = ws["B3"]
+    assert head.fill.fgColor.rgb.endswith("C00000") and head.font.b and head.font.color.rgb.endswith("FFFFFF")
+    assert head.alignment.wrap_text and head.border.left.style == "thin"
+    assert ws["A1"].font.name == "黑体" and ws["A1"].font.sz == 14 and ws["A1"].alignment.horizontal == "center"
+    for row in (4, 5, 6):  # every repeated row has the repeat row's borders, formats and height
+        assert ws.cell(row, 2).border.bottom.style == "thin"
+        assert ws.cell(row, 3).number_format == "0.0"
+        assert abs(ws.row_dimensions[row].height - 20) < 0.5  # heights snap to whole pixels
+    assert abs(ws.row_dimensions[1].height - 26) < 0.5
+    assert abs(ws.column_dimensions["B"].width - 18) < 0.2
+    assert ws.freeze_panes == "A4"
+    assert ws.print_title_rows.replace("$", "") == "3:3"
+    assert ws.page_setup.orientation == "landscape" and ws.sheet_properties.pageSetUpPr.fitToPage
+    assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 is the default, left out
+
+
+def test_an_empty_list_leaves_one_blank_styled_row(tmp_path):
+    out = tmp_path / "out.xlsx"
+    render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "空", "people": [], "clerk": "王五", "total": 0}, out)
+    ws = load_workbook(out)["空"]
+    assert [c.value for c in ws[4]] == [None] * 4 and ws["B4"].border.left.style == "thin"
+    assert ws["A5"].value == "共0人，填表人：王五" and "A5:C5" in {str(r) for r in ws.merged_cells.ranges}
+
+
+def test_a_template_with_what_cannot_be_carried_over_is_refused(tmp_path):
+    path = make_template(tmp_path / "t.xlsx")
+    wb = load_workbook(path)
+    wb.active.conditional_formatting.add("C4", CellIsRule(operator="lessThan", formula=["60"],
+                                                          fill=PatternFill("solid", fgColor="FFFF00")))
+    wb.save(path)
+    with pytest.raises(TemplateError, match="条件格式"):
+        render_xlsx(path, {"title": "x", "people": [], "clerk": "", "total": 0}, tmp_path / "out.xlsx")
+    assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path):
+    from importlib import resources
+
+    from pointsbatch.jinja import use_templates
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "第一党支部.xlsx", roster=[member(1, "张三")])
+    mine = tmp_path / "模板"
+    mine.mkdir()
+    wb = load_workbook(resources.files("pointsbatch").joinpath("templates", "支部积分结果.xlsx"))
+    wb["积分结果"]["A3"].comment = Comment("说明", "镇干事")
+    wb.save(mine / "支部积分结果.xlsx")
+    try:
+        result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1",
+                                           "--templates", str(mine)])
+    finally:
+        use_templates(None)
+    assert result.exit_code == 2
+    assert "支部积分结果.xlsx" in result.output and "批注" in result.output
+    assert not (tmp_path / "out").exists()
