@@ -34,6 +34,7 @@ SENT_LOG = "发送记录.json"
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 STALE_STAGING_SECONDS = 6 * 3600
 OLD_SUFFIXES = {".xls", ".et"}
+CHUNK = 16  # workbooks a worker takes at a time: scored together, and few enough to keep all workers busy
 
 
 class RunError(Exception):
@@ -148,22 +149,51 @@ class _Job:
 
 def process_workbook(job: _Job) -> FileResult:
     """Read, validate, score and render one workbook into the staging folder. Never raises for a bad workbook."""
+    return process_chunk([job])[0]
+
+
+def process_chunk(jobs: list[_Job]) -> list[FileResult]:
+    """Several workbooks of one run: each read and validated alone, the accepted ones scored together (one pass of
+    pandas over all of them costs little more than over one), then each rendered. Never raises for a bad workbook;
+    a workbook that trips a bug is reported on its own file and the others go on."""
     from .jinja import use_templates
 
-    use_templates(job.templates)  # a worker process starts without the main process's state
-    try:
-        return _process(job)
-    except OSError:
-        raise  # the environment (disk full, permissions): the whole run stops with exit 2
-    except Exception as exc:  # a bug must not stop the other workbooks; it is reported on this file
-        detail = f"处理时出错：{type(exc).__name__}: {exc}"[:160]
-        res = FileResult(job.path.name, _sha_or_blank(job.path), "rejected", source=str(job.path),
-                         problems=[problem("file_unreadable", "", "", detail=detail)])
-        write_feedback(job.path, res, job.staging, readable=False)
-        return res
+    use_templates(jobs[0].templates)  # a worker process starts without the main process's state
+    results: list[FileResult] = []
+    accepted: list[tuple[int, _Job, FileResult, Any]] = []
+    for job in jobs:
+        try:
+            result, branch = _validate(job)
+        except OSError:
+            raise  # the environment (disk full, permissions): the whole run stops with exit 2
+        except Exception as exc:  # a bug must not stop the other workbooks; it is reported on this file
+            result, branch = _crashed(job, exc), None
+        results.append(result)
+        if branch is not None:
+            accepted.append((len(results) - 1, job, result, branch))
+    if not accepted:
+        return results
+    scores = _score_together([branch for *_, branch in accepted], jobs[0])
+    for i, (at, job, result, branch) in enumerate(accepted):
+        try:
+            annual, h1 = scores[i] if scores else _score_alone(branch, job)
+            _render_branch(job, branch, result, annual, h1)
+        except OSError:
+            raise
+        except Exception as exc:
+            results[at] = _crashed(job, exc)
+    return results
 
 
-def _process(job: _Job) -> FileResult:
+def _crashed(job: _Job, exc: Exception) -> FileResult:
+    detail = f"处理时出错：{type(exc).__name__}: {exc}"[:160]
+    res = FileResult(job.path.name, _sha_or_blank(job.path), "rejected", source=str(job.path),
+                     problems=[problem("file_unreadable", "", "", detail=detail)])
+    write_feedback(job.path, res, job.staging, readable=False)
+    return res
+
+
+def _validate(job: _Job) -> tuple[FileResult, Any]:
     from .validate import validate_workbook
     from .workbook.read import read_workbook
 
@@ -173,28 +203,43 @@ def _process(job: _Job) -> FileResult:
     result.branch, result.year, result.problems = validation.branch_name, validation.year, validation.problems
     if validation.branch is None:
         write_feedback(job.path, result, job.staging, readable=book.readable)
-        return result
-    _render_branch(job, validation.branch, result)
-    return result
+    return result, validation.branch
 
 
-def _render_branch(job: _Job, branch: Any, result: FileResult) -> None:
-    from .render.branch import member_rows, records, render_notice, render_results
+def _score_together(branches: list[Any], job: _Job) -> list[tuple[Any, Any]] | None:
+    """(period scores, half-year scores) per branch; None when the pass fails, so each is scored alone instead."""
+    from .score import score_branches
+
+    try:
+        annual = score_branches(branches, job.rules, job.period)
+        h1 = score_branches(branches, job.rules, "h1") if job.period == "annual" else [None] * len(branches)
+    except Exception:
+        return None
+    return list(zip(annual, h1, strict=True))
+
+
+def _score_alone(branch: Any, job: _Job) -> tuple[Any, Any]:
     from .score import score_branch
 
-    scores = score_branch(branch, job.rules, job.period)
-    h1 = score_branch(branch, job.rules, "h1") if job.period == "annual" else None
+    return (score_branch(branch, job.rules, job.period),
+            score_branch(branch, job.rules, "h1") if job.period == "annual" else None)
+
+
+def _render_branch(job: _Job, branch: Any, result: FileResult, scores: Any, h1: Any) -> None:
+    from .render.branch import member_rows, records, render_notice, render_results
+
     folder = Path(BRANCHES) / safe_component(branch.info.name)
     label = PERIODS[job.period].label
     results_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分结果.xlsx"
     notice_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分公示.html"
     (job.staging / folder).mkdir(parents=True, exist_ok=True)
-    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, h1)
+    members, ledger = member_rows(scores, h1), records(scores.ledger)
+    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger)
     html = render_notice(branch, scores, job.rules, job.notice_start, job.contact)
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
     result.status = "accepted"
-    result.members = [{**m, "branch": branch.info.name} for m in member_rows(scores, h1)]
-    result.ledger_rows = ledger_rows(branch.info.name, records(scores.ledger))
+    result.members = [{**m, "branch": branch.info.name} for m in members]
+    result.ledger_rows = ledger_rows(branch.info.name, ledger)
     result.flags = len(scores.flags)
     result.email = branch.info.email
     result.outputs = [str(results_rel), str(notice_rel)]
@@ -349,7 +394,7 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
         else:
             jobs.append(_Job(path, staging, rules, options.period, options.year, options.run_date, notice_start,
                              options.contact, options.templates))
-    processed = list(_map(process_workbook, jobs, options.jobs, progress))
+    processed = list(_map(jobs, options.jobs, progress))
     year = options.year or _common_year(processed)
     for res in processed:
         if res.status == "accepted" and year is not None and res.year != year:
@@ -380,20 +425,25 @@ def _sha_or_blank(path: Path) -> str:
         return ""
 
 
-def _map(fn: Callable[[_Job], FileResult], jobs: list[_Job], workers: int,
-         progress: Callable[[str], None] | None):
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            res = fn(job)
-            if progress:
-                progress(res.name)
-            yield res
+def _map(jobs: list[_Job], workers: int, progress: Callable[[str], None] | None):
+    """Results in input order; chunks of workbooks go to the workers (one chunk at a time when `workers` is 1)."""
+    size = max(1, min(CHUNK, len(jobs) // (max(workers, 1) * 4) or 1))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    if workers <= 1 or len(chunks) <= 1:
+        done = map(process_chunk, chunks)
+        for chunk in done:
+            yield from _report(chunk, progress)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for res in pool.map(fn, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 4) or 1))):
-            if progress:
-                progress(res.name)
-            yield res
+        for chunk in pool.map(process_chunk, chunks):
+            yield from _report(chunk, progress)
+
+
+def _report(results: list[FileResult], progress: Callable[[str], None] | None):
+    for res in results:
+        if progress:
+            progress(res.name)
+        yield res
 
 
 def _common_year(results: list[FileResult]) -> int | None:
@@ -518,10 +568,17 @@ def ledger_rows(branch: str, entries: list[dict[str, Any]]) -> bytes:
 
     from .render.town import inert
 
+    def text(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, str):
+            return inert(v)
+        return _fmt(v)
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    for e in entries:
-        w.writerow([inert(_fmt(branch if c == "branch" else e.get(c))) for c in LEDGER_CSV_COLUMNS])
+    first, columns = text(branch), LEDGER_CSV_COLUMNS[1:]
+    w.writerows([first, *[text(e.get(c)) for c in columns]] for e in entries)
     return buf.getvalue().encode("utf-8")
 
 

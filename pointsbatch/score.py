@@ -40,28 +40,77 @@ def round_half_up(values: pd.Series | float, decimals: int) -> pd.Series | float
 
 
 def score_branch(branch: Branch, rules: Rules, period: str = "annual") -> Scores:
+    return score_branches([branch], rules, period)[0]
+
+
+def score_branches(branches: list[Branch], rules: Rules, period: str = "annual") -> list[Scores]:
+    """Score many branches in one pass over their stacked tables; the same result as one branch at a time.
+
+    Each member gets a key in the stacked tables, in (branch, 序号) order, so that every group-by sees one member
+    per key and sorts as it would within one branch; the keys are turned back into 序号 when the result is split.
+    """
     per = PERIODS[period]
-    roster = branch.roster
+    seq_of: list[int] = []
+    branch_of: list[int] = []
+    rates: list[float] = []
+    stacked: dict[str, list[pd.DataFrame]] = {k: [] for k in ("roster", "attendance", "incentive", "negative",
+                                                               "veto")}
+    for b, branch in enumerate(branches):
+        seqs = np.sort(branch.roster["seq"].astype(int).unique())
+        key = pd.Series(np.arange(len(seq_of), len(seq_of) + len(seqs)), index=seqs)
+        seq_of += seqs.tolist()
+        branch_of += [b] * len(seqs)
+        rates += [np.nan if branch.info.rate is None else float(branch.info.rate)] * len(seqs)
+        for name in stacked:
+            frame = getattr(branch, name)
+            if not frame.empty:
+                frame = frame.assign(seq=frame["seq"].astype(int).map(key).to_numpy())
+                stacked[name].append(frame.assign(branch=b) if name == "attendance" else frame)
+    tables = {name: pd.concat(frames, ignore_index=True) if frames else getattr(branches[0], name)
+              for name, frames in stacked.items()}
+    if tables["attendance"].empty:
+        tables["attendance"] = tables["attendance"].assign(branch=pd.Series(dtype=int))
+    whole = _score(tables, rules, per, pd.Series(rates, dtype=float))
+    return _split(whole, np.asarray(branch_of, dtype=int), np.asarray(seq_of, dtype=int), len(branches))
+
+
+def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Series) -> Scores:
+    roster = t["roster"]
     scored = roster[~roster["exempt"]]
     names = dict(zip(roster["seq"], roster["name"], strict=True))
     seqs = scored["seq"]
-    att = branch.attendance[branch.attendance["month"] <= per.last_month]
-    att = att[att["seq"].isin(seqs)]
+    att = t["attendance"]
+    att = att[(att["month"] <= per.last_month) & att["seq"].isin(seqs)]
     absence = detect_absence_vetoes(att, rules, per)
     parts = [
         base_ledger(att, rules),
-        incentive_ledger(_in_period(branch.incentive, per, seqs), rules),
-        deduction_ledger(_in_period(branch.negative, per, seqs), rules),
+        incentive_ledger(_in_period(t["incentive"], per, seqs), rules),
+        deduction_ledger(_in_period(t["negative"], per, seqs), rules),
     ]
     ledger = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
         not p.empty for p in parts) else _empty_ledger()
     ledger = pd.concat([ledger, floor_ledger(ledger, rules)], ignore_index=True)
-    vetoes = collect_vetoes(_in_period(branch.veto, per, seqs), absence, rules)
+    vetoes = collect_vetoes(_in_period(t["veto"], per, seqs), absence, rules)
     ledger = pd.concat([ledger, veto_ledger(ledger, vetoes)], ignore_index=True)
     ledger["name"] = ledger["seq"].map(names)
-    members = member_totals(roster, ledger, vetoes, branch.info.rate, rules)
-    flags = second_look_flags(members, ledger, absence, att, branch.veto, rules, names)
+    members = member_totals(roster, ledger, vetoes, rates, rules)
+    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names)
     return Scores(per, members, ledger[LEDGER_COLUMNS], flags)
+
+
+def _split(whole: Scores, branch_of: np.ndarray, seq_of: np.ndarray, count: int) -> list[Scores]:
+    """One Scores per branch, with the member keys turned back into 序号; rows keep their order."""
+
+    def parts(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
+        if frame.empty:
+            return {}
+        keys = frame["seq"].to_numpy(dtype=int)
+        frame = frame.assign(seq=seq_of[keys])
+        return {int(b): part.reset_index(drop=True) for b, part in frame.groupby(branch_of[keys], sort=False)}
+
+    members, ledger, flags = parts(whole.members), parts(whole.ledger), parts(whole.flags)
+    return [Scores(whole.period, members.get(b, whole.members.iloc[0:0]), ledger.get(b, whole.ledger.iloc[0:0]),
+                   flags.get(b, whole.flags.iloc[0:0])) for b in range(count)]
 
 
 def _empty_ledger() -> pd.DataFrame:
@@ -87,8 +136,7 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     grouped = attended.groupby(["seq", "item"], sort=False).agg(
         count=("value", "size"), points=("value", "sum"), row=("row", "first"), each=("value", "first"),
     ).reset_index()
-    cells = attended.groupby(["seq", "item"], sort=False)["cell"].agg(cell_ranges)
-    grouped["cell"] = cells.values
+    grouped["cell"] = cell_ranges(attended, ["seq", "item"]).to_numpy()
     ledger = pd.DataFrame({
         "seq": grouped["seq"], "part": PART_BASE, "item": grouped["item"].map(names),
         "sheet": spec.GRID_SHEET, "row": grouped["row"], "cell": grouped["cell"],
@@ -98,24 +146,28 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     })
     if not rules.base.prorate:
         return ledger
-    # members with not-applicable events: earned * period_max / applicable_max
-    period_max = att.drop_duplicates("event")["value"].sum()
+    # members with not-applicable events: earned * period_max / applicable_max (period_max: the branch's grid)
+    period_max = att.drop_duplicates(["branch", "event"]).groupby("branch")["value"].sum()
     is_na = att["mark"] == "na"
     per_member = att.assign(applicable=att["value"].where(~is_na, 0.0), na_count=is_na.astype(int)).groupby(
-        "seq").agg(applicable=("applicable", "sum"), na_count=("na_count", "sum"), row=("row", "first"))
+        "seq").agg(applicable=("applicable", "sum"), na_count=("na_count", "sum"), row=("row", "first"),
+                   branch=("branch", "first"))
     earned = attended.groupby("seq")["value"].sum().reindex(per_member.index, fill_value=0.0)
     adjust = per_member[(per_member["na_count"] > 0)].copy()
     if adjust.empty:
         return ledger
     adjust["earned"] = earned
-    factor = np.where(adjust["applicable"] > 0, period_max / adjust["applicable"].where(adjust["applicable"] > 0, 1), 0)
+    adjust["period_max"] = adjust["branch"].map(period_max)
+    factor = np.where(adjust["applicable"] > 0,
+                      adjust["period_max"] / adjust["applicable"].where(adjust["applicable"] > 0, 1), 0)
     adjust["delta"] = adjust["earned"] * factor - adjust["earned"]
     prorate = pd.DataFrame({
         "seq": adjust.index, "part": PART_BASE, "item": "不适用折算", "sheet": spec.GRID_SHEET,
         "row": adjust["row"].values, "cell": "", "raw": adjust["earned"].values,
         "multiplier": factor, "points": adjust["delta"].values,
-        "note": [f"{int(n)}次活动不适用，按 实得{_n(e)} × 满分{_n(period_max)} ÷ 应得满分{_n(a)} 折算"
-                 for n, e, a in zip(adjust["na_count"], adjust["earned"], adjust["applicable"], strict=True)],
+        "note": [f"{int(n)}次活动不适用，按 实得{_n(e)} × 满分{_n(m)} ÷ 应得满分{_n(a)} 折算"
+                 for n, e, m, a in zip(adjust["na_count"], adjust["earned"], adjust["period_max"],
+                                       adjust["applicable"], strict=True)],
     })
     return pd.concat([ledger, prorate], ignore_index=True)
 
@@ -239,8 +291,9 @@ def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFrame, rate: float | None,
+def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFrame, rates: pd.Series,
                   rules: Rules) -> pd.DataFrame:
+    """A row per member; `rates` is each member's branch's reward per point (NaN: none), by member key."""
     g = rules.grades
     by_part = ledger.groupby(["seq", "part"])["points"].sum().unstack(fill_value=0.0)
     by_part = by_part.reindex(columns=[PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO], fill_value=0.0)
@@ -258,10 +311,8 @@ def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFra
     out["total"] = total
     out["grade"] = np.select([total >= g.excellent_mark, total >= g.pass_mark], ["优秀", "合格"], "不合格")
     out["honours"] = np.where(total >= g.honours_mark, "是", "否")
-    if rate is None:
-        out["reward"] = np.nan
-    else:
-        out["reward"] = np.where(total >= g.pass_mark, np.round(total * rate, 2), np.nan)
+    rate = rates.reindex(out.index).to_numpy(dtype=float)
+    out["reward"] = np.where((total >= g.pass_mark) & ~np.isnan(rate), np.round(total * rate, 2), np.nan)
     for col in ("base", "incentive", "deductions", "total", "total_exact", "reward"):
         out.loc[exempt, col] = np.nan
     out.loc[exempt, "grade"] = "免于积分管理"
@@ -304,15 +355,21 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
     return frame
 
 
-def cell_ranges(cells) -> str:
-    """Cells of one grid row as Excel ranges: C3,D3,E3,G3 -> C3:E3,G3."""
-    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+def cell_ranges(cells: pd.DataFrame, by: list[str]) -> pd.Series:
+    """Each group's cells (all on one grid row) as Excel ranges, C3,D3,E3,G3 -> C3:E3,G3.
 
-    parsed = sorted((column_index_from_string(c), r, f"{c}{r}") for c, r in map(coordinate_from_string, cells))
-    runs: list[list[tuple[int, int, str]]] = []
-    for item in parsed:
-        if runs and item[0] == runs[-1][-1][0] + 1 and item[1] == runs[-1][-1][1]:
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return ",".join(run[0][2] if len(run) == 1 else f"{run[0][2]}:{run[-1][2]}" for run in runs)
+    Groups are numbered in order of first appearance, as `groupby(by, sort=False)` lists them.
+    """
+    from openpyxl.utils.cell import column_index_from_string
+
+    letters = cells["cell"].str.rstrip("0123456789")
+    columns = letters.map({text: column_index_from_string(text) for text in letters.unique()})
+    d = pd.DataFrame({"group": cells.groupby(by, sort=False).ngroup().to_numpy(), "col": columns.to_numpy(),
+                      "cell": cells["cell"].to_numpy()}).sort_values(["group", "col"], kind="stable")
+    group, col, cell = d["group"].to_numpy(), d["col"].to_numpy(), d["cell"].to_numpy()
+    starts = np.ones(len(d), dtype=bool)
+    starts[1:] = (group[1:] != group[:-1]) | (col[1:] != col[:-1] + 1)
+    first = np.flatnonzero(starts)
+    last = np.append(first[1:] - 1, len(d) - 1)
+    runs = [a if a == b else f"{a}:{b}" for a, b in zip(cell[first], cell[last], strict=True)]
+    return pd.Series(runs, dtype=object).groupby(group[first], sort=True).agg(",".join)

@@ -352,11 +352,11 @@ class _Context:
         long.insert(0, "member", matched)
         long = long.reset_index().melt(id_vars=["row", "member"], var_name="event", value_name="raw")
         meta = {e.header: e for e in events}
-        long["item"] = long["event"].map(lambda h: meta[h].item)
-        long["dues"] = long["event"].map(lambda h: meta[h].dues)
+        long["item"] = long["event"].map({h: e.item for h, e in meta.items()})
+        long["dues"] = long["event"].map({h: e.dues for h, e in meta.items()}).astype(bool)
         long["month"] = long["event"].map(months)
         long["in_period"] = long["month"] <= self.period.last_month
-        long["mark"] = long["raw"].map(lambda v: parse_choice(v, spec.MARK)).astype(object)
+        long["mark"] = _map_distinct(long["raw"], lambda v: parse_choice(v, spec.MARK))
         long["letter"] = long["event"].map(grid.letters)
         for i in long.index[long["mark"] == INVALID]:
             self._grid_problem("attendance_not_mark", long, i)
@@ -364,7 +364,8 @@ class _Context:
             self._grid_problem("attendance_blank", long, i, value=keys.at[long.at[i, "row"], "name"] or "")
         for i in long.index[long["dues"] & (long["mark"] == "假")]:
             self._grid_problem("attendance_leave_for_dues", long, i)
-        long["mark"] = long["mark"].map(lambda m: "blank" if is_blank(m) or m is INVALID else spec.MARK_CODES[m])
+        long["mark"] = _map_distinct(long["mark"],
+                                     lambda m: "blank" if is_blank(m) or m is INVALID else spec.MARK_CODES[m])
         long["cell"] = long["letter"] + long["row"].astype(str)
         self.attendance = long[["member", "event", "item", "month", "mark", "row", "cell"]].rename(
             columns={"member": "seq"}
@@ -407,7 +408,7 @@ class _Context:
         unique_names = valid[valid["name"].map(counts) == 1]
         seq_by_name = dict(zip(unique_names["name"], unique_names["seq"], strict=True))
         roster_names = set(roster["name"].dropna())
-        out = pd.Series(None, index=keys.index, dtype=object)
+        found_seqs: dict[Any, int] = {}
         for row, seq, name in zip(keys.index, keys["seq"], keys["name"], strict=True):
             if is_blank(name):
                 continue
@@ -417,7 +418,7 @@ class _Context:
             if seq is not None:
                 found = name_by_seq.get(seq)
                 if found == name:
-                    out[row] = seq
+                    found_seqs[row] = seq
                 elif found is not None:
                     self.add("seq_name_mismatch", sheet, seq_cell, seq, row=row, other=found, name=name)
                 elif name not in roster_names:
@@ -427,12 +428,12 @@ class _Context:
                 # else: the roster's own row for this name is faulty and already reported
             elif not seq_required:
                 if name in seq_by_name:
-                    out[row] = seq_by_name[name]
+                    found_seqs[row] = seq_by_name[name]
                 elif name not in roster_names:
                     self.add("name_not_in_roster", sheet, name_cell, name, row=row)
                 elif counts.get(name, 0) > 1:
                     self.add("name_ambiguous", sheet, seq_cell, name, row=row)
-        return out
+        return pd.Series([found_seqs.get(row) for row in keys.index], index=keys.index, dtype=object)
 
     def match_members(self, sheet: spec.TableSheet, log: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
         keys = log[["seq", "name"]].copy()
@@ -486,6 +487,22 @@ class _Context:
         attendance["seq"] = attendance["seq"].astype(int)
         return Branch(self.book.path, info, roster.reset_index(drop=True).drop(columns=["valid"]), attendance,
                       tables["incentive"], tables["negative"], tables["veto"], tables["objections"])
+
+
+def _map_distinct(values: pd.Series, fn: Any) -> pd.Series:
+    """`values.map(fn)` calling `fn` once per distinct value: a grid holds thousands of cells and a few marks."""
+    memo: dict[tuple[type, Any], Any] = {}
+    out = []
+    for v in values.tolist():
+        key = (type(v), v)  # 1, 1.0 and True stay apart
+        try:
+            r = memo[key]
+        except KeyError:
+            r = memo[key] = fn(v)
+        except TypeError:  # unhashable: no memo
+            r = fn(v)
+        out.append(r)
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def _in_slot(event: spec.GridEvent, month: int) -> bool:

@@ -284,3 +284,13 @@ def test_activity_beyond_caps_is_one_flag_per_member(wb):
     capped = s.flags[s.flags["flag"] == "超出封顶"]
     assert list(capped["seq"]) == [1]
     assert "「志愿服务」「结对帮扶」" in capped["note"].iloc[0]
+
+
+def test_cell_ranges_join_neighbouring_cells_per_group():
+    import pandas as pd
+
+    from pointsbatch.score import cell_ranges
+
+    cells = pd.DataFrame({"seq": [2, 2, 1, 2, 2, 1, 2], "item": ["a", "a", "a", "a", "b", "a", "a"],
+                          "cell": ["D4", "C4", "C3", "E4", "F4", "E3", "G4"]})
+    assert list(cell_ranges(cells, ["seq", "item"])) == ["C4:E4,G4", "C3,E3", "F4"]

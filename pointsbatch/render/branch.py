@@ -40,16 +40,19 @@ def member_rows(scores: Scores, h1: Scores | None = None) -> list[dict[str, Any]
 
 
 def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, run_date: dt.date,
-                   h1: Scores | None = None) -> None:
-    """Write the branch's results workbook: scores, ledger, flags, objections, and the rules applied."""
+                   members: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> None:
+    """Write the branch's results workbook: scores, ledger, flags, objections, and the rules applied.
+
+    `members` and `ledger` are `member_rows(scores, h1)` and `records(scores.ledger)`, made once by the caller.
+    """
     approval = branch.info.approval_date(scores.period)
     context = {
         "branch": branch.info,
         "period": scores.period,
         "approval_date": approval.isoformat() if approval else "",
         "run_date": run_date.isoformat(),
-        "members": member_rows(scores, h1),
-        "ledger": records(scores.ledger),
+        "members": members,
+        "ledger": ledger,
         "flags": records(scores.flags),
         "objections": records(branch.objections[["date", "name", "content", "finding", "outcome"]])
         if not branch.objections.empty else [],
