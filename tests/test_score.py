@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from helpers import YEAR, act, build, marks, member, months, neg, score, total_of, veto_row
+from helpers import YEAR, act, build, load, marks, member, months, neg, score, total_of, veto_row
 
 from pointsbatch.rules import RulesError, load_rules
 from pointsbatch.score import round_half_up
@@ -294,3 +294,30 @@ def test_cell_ranges_join_neighbouring_cells_per_group():
     cells = pd.DataFrame({"seq": [2, 2, 1, 2, 2, 1, 2], "item": ["a", "a", "a", "a", "b", "a", "a"],
                           "cell": ["D4", "C4", "C3", "E4", "F4", "E3", "G4"]})
     assert list(cell_ranges(cells, ["seq", "item"])) == ["C4:E4,G4", "C3,E3", "F4"]
+
+
+def test_branches_scored_together_score_as_they_do_alone(wb):
+    """A worker scores its chunk of branches in one pass; nothing may leak between them."""
+    import pandas as pd
+
+    from pointsbatch.score import score_branches
+
+    rules = load_rules()
+    first_half = {e: "/" for e in months("/", 1, 2, 3, 4, 5, 6)} | {f"党费{m}月": "/" for m in range(1, 7)}
+    paths = sorted((Path(__file__).parent.parent / "sample_workbooks").glob("*.xlsx")) + [
+        wb(roster=[member(9, "王五"), member(2, "李四"), member(5, "张三")],  # 序号 not in order
+           grid={9: marks(**first_half), 2: marks(**months("×", 3, 4, 5, 6, 7, 8))},
+           incentive=[act("王五", "志愿服务", 4, "是"), act("张三", "志愿服务", 30)],
+           negative=[neg("李四"), neg("李四", when=dt.date(YEAR, 9, 1))], info_over={"rate": 1.5}),
+        wb(roster=[member(1, "张三"), member(2, "李四")], grid={1: marks(**first_half)},
+           veto=[veto_row("李四", "信仰邪教")], info_over={"rate": None}),
+    ]
+    branches = [b for b in (load(p).branch for p in paths) if b is not None]
+    assert len(branches) >= 5
+    for period in ("annual", "h1"):
+        together = score_branches(branches, rules, period)
+        for branch, both in zip(branches, together, strict=True):
+            alone = score_branches([branch], rules, period)[0]
+            for part in ("members", "ledger", "flags"):
+                pd.testing.assert_frame_equal(getattr(both, part), getattr(alone, part), check_dtype=False)
+            assert not both.members.empty and set(both.ledger["seq"]) <= set(branch.roster["seq"])
