@@ -90,6 +90,8 @@ def main() -> None:
           f"{'' if generated < 1 else f', generated in {generated:.1f} s'}")
     print(f"jobs               : {args.jobs}")
     print(f"whole batch        : {seconds:.2f} s, {seconds / n * 1000:.1f} ms per workbook")
+    phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.seconds.items())
+    print(f"  of which         : {phases}")
     print(f"floor (calamine)   : {floor:.2f} s, {floor / n * 1000:.1f} ms per workbook (one process)")
     print(f"ratio batch/floor  : {seconds / floor:.1f}x")
     print(f"peak memory        : main process {self_peak:.0f} MB, largest worker {child_peak:.0f} MB, "

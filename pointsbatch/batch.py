@@ -15,8 +15,9 @@ import shutil
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ class RunReport:
     files: list[FileResult]
     missing: list[str]
     changes: list[dict[str, Any]]
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -394,7 +396,16 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
         else:
             jobs.append(_Job(path, staging, rules, options.period, options.year, options.run_date, notice_start,
                              options.contact, options.templates))
-    processed = list(_map(jobs, options.jobs, progress))
+    with _workers(options.jobs) as pool:
+        return _finish(staging, results, jobs, options, rules, registry, progress, pool)
+
+
+def _finish(staging: Path, results: list[FileResult], jobs: list[_Job], options: RunOptions, rules: Rules,
+            registry: dict[str, RegistryEntry] | None, progress: Callable[[str], None] | None,
+            pool: ProcessPoolExecutor | None) -> RunReport:
+    started = time.perf_counter()
+    processed = list(_map(jobs, pool, options.jobs, progress))
+    workbooks_done = time.perf_counter()
     year = options.year or _common_year(processed)
     for res in processed:
         if res.status == "accepted" and year is not None and res.year != year:
@@ -408,13 +419,19 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
     results.sort(key=lambda r: r.name)
     sent = {r.branch for r in results if r.branch and r.status != "ignored"}
     missing = sorted(n for n in registry if n not in sent) if registry else []
-    write_outbox(staging, results, registry, options, rules, year)
     previous = load_previous(Path(options.out).resolve())
     changes = compare_with_previous(previous, results)
     report = RunReport(Path(options.out), year, options.period, results, missing, changes)
-    write_town_outputs(staging, report, rules, options, previous)
+    context = town_context(report, rules, options, previous)
+    summary = _submit(pool, _write_summary, staging / "全镇汇总.xlsx", context, options.templates)
+    write_outbox(staging, results, registry, options, rules, year, pool)
+    write_town_outputs(staging, report, context)
+    summary.result()
+    outputs_done = time.perf_counter()
     carry_history(Path(options.out).resolve(), staging, previous)
     write_manifest(staging, report, rules, options, previous)
+    report.seconds = {"workbooks": workbooks_done - started, "town outputs and mail": outputs_done - workbooks_done,
+                      "history and manifest": time.perf_counter() - outputs_done}
     return report
 
 
@@ -425,18 +442,33 @@ def _sha_or_blank(path: Path) -> str:
         return ""
 
 
-def _map(jobs: list[_Job], workers: int, progress: Callable[[str], None] | None):
-    """Results in input order; chunks of workbooks go to the workers (one chunk at a time when `workers` is 1)."""
+@contextmanager
+def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
+    """The worker processes of a run (None: everything in this process)."""
+    if count <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=count) as pool:
+        yield pool
+
+
+def _submit(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], *args: Any) -> Future:
+    """`fn(*args)` in a worker, or here and now when there are none."""
+    if pool is not None:
+        return pool.submit(fn, *args)
+    done: Future = Future()
+    done.set_result(fn(*args))
+    return done
+
+
+def _map(jobs: list[_Job], pool: ProcessPoolExecutor | None, workers: int,
+         progress: Callable[[str], None] | None):
+    """Results in input order; chunks of workbooks go to the workers (one chunk at a time without workers)."""
     size = max(1, min(CHUNK, len(jobs) // (max(workers, 1) * 4) or 1))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-    if workers <= 1 or len(chunks) <= 1:
-        done = map(process_chunk, chunks)
-        for chunk in done:
-            yield from _report(chunk, progress)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for chunk in pool.map(process_chunk, chunks):
-            yield from _report(chunk, progress)
+    done = pool.map(process_chunk, chunks) if pool is not None and len(chunks) > 1 else map(process_chunk, chunks)
+    for chunk in done:
+        yield from _report(chunk, progress)
 
 
 def _report(results: list[FileResult], progress: Callable[[str], None] | None):
@@ -545,16 +577,21 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
     }
 
 
-def write_town_outputs(staging: Path, report: RunReport, rules: Rules, options: RunOptions,
-                       previous: dict[str, Any]) -> None:
-    from .render.town import render_index, render_summary, scores_csv
+def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any]) -> None:
+    """scores.csv, ledger.csv and index.html (全镇汇总.xlsx is written by `_write_summary`, in a worker)."""
+    from .render.town import render_index, scores_csv
 
-    members = all_members(report)
-    atomic_write_bytes(staging / "scores.csv", scores_csv(members))
+    atomic_write_bytes(staging / "scores.csv", scores_csv(all_members(report)))
     atomic_write_bytes(staging / "ledger.csv", ledger_csv(report))
-    context = town_context(report, rules, options, previous)
-    render_summary(staging / "全镇汇总.xlsx", context)
     atomic_write_text(staging / "index.html", render_index(context))
+
+
+def _write_summary(target: Path, context: dict[str, Any], templates: Path | None) -> None:
+    from .jinja import use_templates
+    from .render.town import render_summary
+
+    use_templates(templates)
+    render_summary(target, context)
 
 
 LEDGER_CSV_COLUMNS = ["branch", "seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier",
@@ -608,9 +645,10 @@ def _fmt(v: Any) -> str:
 
 
 def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, RegistryEntry] | None,
-                 options: RunOptions, rules: Rules, year: int | None) -> None:
-    from .render.message import build_message
-
+                 options: RunOptions, rules: Rules, year: int | None,
+                 pool: ProcessPoolExecutor | None = None) -> None:
+    """A message per workbook in 发件箱/; built in the workers when there are some (base64 of the attachments)."""
+    tasks = []
     folder = staging / OUTBOX
     folder.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
@@ -633,15 +671,28 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
             "errors": res.errors,
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
         }
-        data = build_message(context, attachments, to, sender=options.sender,
-                             headers={"X-Pointsbatch-Source-SHA256": res.sha256})
         base = safe_component(res.branch or Path(res.name).stem, "工作簿")
         name = base
         n = 2
         while name in used:
             name, n = f"{base}_{n}", n + 1
         used.add(name)
-        atomic_write_bytes(folder / f"{name}.eml", data)
+        tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender,
+                      {"X-Pointsbatch-Source-SHA256": res.sha256}, options.templates))
+    if pool is not None and len(tasks) > 1:
+        list(pool.map(_write_message, tasks, chunksize=max(1, min(16, len(tasks) // 8))))
+    else:
+        for task in tasks:
+            _write_message(task)
+
+
+def _write_message(task: tuple) -> None:
+    from .jinja import use_templates
+    from .render.message import build_message
+
+    target, context, attachments, to, sender, headers, templates = task
+    use_templates(templates)
+    atomic_write_bytes(target, build_message(context, attachments, to, sender=sender, headers=headers))
 
 
 # --- history, changes and the manifest ---------------------------------------------------------------------------
