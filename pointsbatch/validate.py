@@ -20,7 +20,7 @@ from .rules import PERIODS, Period, Rules
 from .workbook import spec
 from .workbook.messages import problem
 from .workbook.read import RawTable, RawWorkbook
-from .workbook.values import INVALID, is_blank, parse_choice, parse_date, parse_int, parse_number, parser_for
+from .workbook.values import INVALID, is_blank, parse_choice, parse_date, parse_int, parser_for
 
 
 @dataclass(frozen=True)
@@ -103,30 +103,22 @@ _KIND_CODES = {
 }
 
 
-def _ok(parse):
-    return lambda s: s.map(parse).map(lambda v: v is not INVALID).astype(bool)
+def _each(test) -> Any:
+    """A pandera check applying `test` to every cell (a parsed value)."""
+    return lambda s: pd.Series([bool(test(v)) for v in s.tolist()], index=s.index, dtype=bool)
 
 
-def _on_numbers(test):
-    """A check on the cells that parse as numbers; the others are not_a_number's business."""
-
-    def check(s: pd.Series) -> pd.Series:
-        nums = s.map(parse_number)
-        return nums.map(lambda v: v is None or v is INVALID or bool(test(v))).astype(bool)
-
-    return check
-
-
-def _in_year(year: int):
-    def check(s: pd.Series) -> pd.Series:
-        dates = s.map(parse_date)
-        return dates.map(lambda d: not isinstance(d, dt.date) or d.year == year).astype(bool)
-
-    return check
+def _number_test(test) -> Any:
+    """A test of the cells that parsed as numbers; the others are not_a_number's business."""
+    return _each(lambda v: v is None or v is INVALID or test(v))
 
 
 def column_checks(col: spec.Column, rules: Rules, year: int | None) -> list:
-    """The pandera checks of one column, each named by the problem code it reports."""
+    """The pandera checks of one column, each named by the problem code it reports.
+
+    They run on the parsed cells (each raw value read once by the column's parser, INVALID where it could not be),
+    so the value tests and the typed table share one parse.
+    """
     import pandera.pandas as pa
 
     checks = []
@@ -134,18 +126,20 @@ def column_checks(col: spec.Column, rules: Rules, year: int | None) -> list:
         checks.append(pa.Check(lambda s: s.notna(), name="value_required", ignore_na=False))
     code = _KIND_CODES.get(col.kind)
     if code:
-        checks.append(pa.Check(_ok(parser_for(col)), name=code))
+        checks.append(pa.Check(_each(lambda v: v is not INVALID), name=code))
     if col.kind == "score":
         inc = rules.incentive
         checks += [
-            pa.Check(_on_numbers(lambda v: v <= inc.activity_max), name="score_above_item_max"),
-            pa.Check(_on_numbers(lambda v: v >= 0), name="score_below_zero"),
-            pa.Check(_on_numbers(lambda v: abs(v / inc.step - round(v / inc.step)) < 1e-9), name="score_not_half_step"),
+            pa.Check(_number_test(lambda v: v <= inc.activity_max), name="score_above_item_max"),
+            pa.Check(_number_test(lambda v: v >= 0), name="score_below_zero"),
+            pa.Check(_number_test(lambda v: abs(v / inc.step - round(v / inc.step)) < 1e-9),
+                     name="score_not_half_step"),
         ]
     if col.kind == "date" and col.key == "date" and year is not None:
-        checks.append(pa.Check(_in_year(year), name="date_outside_year"))
+        checks.append(pa.Check(_each(lambda d: not isinstance(d, dt.date) or d.year == year),
+                               name="date_outside_year"))
     if col.kind == "name":
-        checks.append(pa.Check(lambda s: s.map(lambda v: len(str(v)) <= MAX_NAME_LENGTH), name="name_too_long"))
+        checks.append(pa.Check(_each(lambda v: len(str(v)) <= MAX_NAME_LENGTH), name="name_too_long"))
     return checks
 
 
@@ -167,7 +161,7 @@ def schema_failures(schema, frame: pd.DataFrame) -> list[tuple[Any, str | None, 
     import pandera.errors as pe
 
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True, inplace=True)  # no copy: the frame is ours and checks only read it
     except pe.SchemaErrors as err:
         fc = err.failure_cases
         out = []
@@ -258,8 +252,10 @@ class _Context:
         frame = table.frame
         present = tuple(frame.columns)
         schema = table_schema(sheet, present, self.rules, self.year)
+        parsed = pd.DataFrame({key: _map_distinct(frame[key], parser_for(sheet.column(key))) for key in present},
+                              index=frame.index)
         bad_rows: set[int] = set()
-        for row, key, code in schema_failures(schema, frame):
+        for row, key, code in schema_failures(schema, parsed):
             if key is None:  # a check on the whole table; every check here is on one column
                 continue
             col = sheet.column(key)
@@ -269,13 +265,9 @@ class _Context:
             self.add(code, sheet.name, table.cell(key, row), value, row=row, header=col.header,
                      hi=_n(inc.activity_max), lo=0, step=_n(inc.step), length=len(str(value)), **extra)
             bad_rows.add(row)
-        typed = pd.DataFrame(index=frame.index)
-        for col in sheet.columns:
-            if col.key in frame.columns:
-                parse = parser_for(col)
-                typed[col.key] = frame[col.key].map(lambda v, p=parse: None if (r := p(v)) is INVALID else r)
-            else:
-                typed[col.key] = None
+        typed = pd.DataFrame({
+            col.key: [None if v is INVALID else v for v in parsed[col.key].tolist()] if col.key in present else None
+            for col in sheet.columns}, index=frame.index, dtype=object)
         typed["row"] = typed.index
         letter = table.letters.get(sheet.main_key, "A")
         typed["cell"] = [f"{letter}{r}" for r in typed.index]

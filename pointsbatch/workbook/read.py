@@ -148,6 +148,7 @@ def read_workbook(path: Path) -> RawWorkbook:
 
 
 _FORMULA_NO_VALUE = re.compile(rb'<c\b[^>]*\br="([A-Z]+[0-9]+)"[^>]*>\s*(?:<f\b[^>]*/>|<f\b[^>]*>[^<]*</f>)\s*(?:<v>\s*</v>|<v/>)?\s*</c>')
+_ANY_FORMULA = re.compile(rb"<f[\s/>]")
 _SHEET_ENTRY = re.compile(rb'<sheet\b[^>]*\bname="([^"]*)"[^>]*\br:id="([^"]*)"')
 _REL_ENTRY = re.compile(rb'<Relationship\b[^>]*\bId="([^"]*)"[^>]*\bTarget="([^"]*)"')
 _REL_ENTRY_REVERSED = re.compile(rb'<Relationship\b[^>]*\bTarget="([^"]*)"[^>]*\bId="([^"]*)"')
@@ -178,7 +179,7 @@ def uncalculated_formulas(path: Path) -> list[Problem]:
             if name not in wanted or part not in zf.namelist():
                 continue
             data = zf.read(part)
-            if b"<f" not in data:
+            if not _ANY_FORMULA.search(data):  # (not "<f" alone: <formula1> of every drop-down matches that)
                 continue
             for cell in _FORMULA_NO_VALUE.findall(data)[:MAX_FORMULA_REPORTS]:
                 ref = cell.decode()
