@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write_bytes, atomic_write_text, sha256_file
+from .files import atomic_save, atomic_write_bytes, atomic_write_text, sha256_file
 from .problems import Problem, sort_key
 from .rules import PERIODS, Rules
 from .workbook.messages import problem
@@ -582,7 +582,7 @@ def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any]
     from .render.town import render_index, scores_csv
 
     atomic_write_bytes(staging / "scores.csv", scores_csv(all_members(report)))
-    atomic_write_bytes(staging / "ledger.csv", ledger_csv(report))
+    atomic_save(staging / "ledger.csv", lambda tmp: write_ledger_csv(Path(tmp), report))
     atomic_write_text(staging / "index.html", render_index(context))
 
 
@@ -619,10 +619,15 @@ def ledger_rows(branch: str, entries: list[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def ledger_csv(report: RunReport) -> bytes:
-    """Every branch's ledger in one file: what the next run compares against to say why a total changed."""
-    header = ("\ufeff" + ",".join(LEDGER_CSV_COLUMNS) + "\r\n").encode("utf-8")
-    return header + b"".join(f.ledger_rows for f in report.files if f.status == "accepted")
+def write_ledger_csv(path: Path, report: RunReport) -> None:
+    """Every branch's ledger in one file: what the next run compares against to say why a total changed.
+
+    Written branch by branch: a county's ledger is a million rows, and it is never held whole in memory."""
+    with path.open("wb") as fh:
+        fh.write(("\ufeff" + ",".join(LEDGER_CSV_COLUMNS) + "\r\n").encode("utf-8"))
+        for f in report.files:
+            if f.status == "accepted":
+                fh.write(f.ledger_rows)
 
 
 def _parse_ledger(data: bytes | str) -> list[dict[str, str]]:
@@ -738,8 +743,11 @@ def compare_with_previous(previous: dict[str, Any], results: list[FileResult]) -
     old_ledger: dict[tuple, set] = {}
     path = previous.get("ledger_path")
     if path is not None:
+        import csv
+
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            for e in _parse_ledger(fh.read())[1:]:
+            next(fh, None)  # the header
+            for e in csv.DictReader(fh, fieldnames=LEDGER_CSV_COLUMNS):  # row by row: a county's is large
                 ref = (e["branch"].lstrip("'"), e["seq"])
                 if ref in wanted:
                     old_ledger.setdefault(ref, set()).add(_ledger_key(e))

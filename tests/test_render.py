@@ -60,10 +60,11 @@ PEOPLE = [
 ]
 
 
-def test_values_keep_their_types_and_rows_below_the_repeat_move_down(tmp_path):
+@pytest.mark.parametrize("large", [False, True])
+def test_values_keep_their_types_and_rows_below_the_repeat_move_down(tmp_path, large):
     out = tmp_path / "out.xlsx"
     render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "第一支部", "people": PEOPLE, "clerk": "王五",
-                                                     "total": 172.5}, out)
+                                                     "total": 172.5}, out, large=large)
     ws = load_workbook(out)["第一支部"]
     assert ws["A1"].value == "第一支部名单"
     rows = [[c.value for c in row] for row in ws.iter_rows(min_row=4, max_row=6)]
@@ -98,9 +99,11 @@ def test_the_templates_styles_and_page_setup_carry_over(tmp_path):
     assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 is the default, left out
 
 
-def test_an_empty_list_leaves_one_blank_styled_row(tmp_path):
+@pytest.mark.parametrize("large", [False, True])
+def test_an_empty_list_leaves_one_blank_styled_row(tmp_path, large):
     out = tmp_path / "out.xlsx"
-    render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "空", "people": [], "clerk": "王五", "total": 0}, out)
+    render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "空", "people": [], "clerk": "王五", "total": 0}, out,
+                large=large)
     ws = load_workbook(out)["空"]
     assert [c.value for c in ws[4]] == [None] * 4 and ws["B4"].border.left.style == "thin"
     assert ws["A5"].value == "共0人，填表人：王五" and "A5:C5" in {str(r) for r in ws.merged_cells.ranges}

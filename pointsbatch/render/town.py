@@ -46,7 +46,8 @@ def scores_csv(members: list[dict[str, Any]]) -> bytes:
 
 def render_summary(target: Path, context: dict[str, Any]) -> None:
     """全镇汇总.xlsx from its template, plus native bar charts of the grades and of the branch averages."""
-    render_xlsx(template_path(SUMMARY_TEMPLATE), context, target, finish=lambda book: _add_charts(book, context))
+    render_xlsx(template_path(SUMMARY_TEMPLATE), context, target, finish=lambda book: _add_charts(book, context),
+                large=True)
 
 
 def _add_charts(book: Rendered, context: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ class _Sheet:
     columns: list[tuple[int, int, float | None, bool]] = field(default_factory=list)
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     freeze: tuple[int, int] | None = None
-    setup: dict[str, Any] = field(default_factory=dict)
+    setup: list[tuple[str, tuple]] = field(default_factory=list)  # XlsxWriter worksheet calls
 
 
 @dataclass
@@ -81,15 +81,20 @@ class Rendered:
 
 
 def render_xlsx(template: Path, context: dict[str, Any], target: Path,
-                finish: Callable[[Rendered], None] | None = None) -> None:
-    """Write `target` (whole or not at all) from the template and the context."""
+                finish: Callable[[Rendered], None] | None = None, large: bool = False) -> None:
+    """Write `target` (whole or not at all) from the template and the context.
+
+    `large`: rows go to temporary files beside `target` as they are written instead of staying in memory (the
+    town summary lists every member of a county); cells are written in row order either way.
+    """
     import xlsxwriter
 
     template = Path(template)
     plan = _plan(str(template), template.stat().st_mtime)
 
     def write(tmp: str) -> None:
-        wb = xlsxwriter.Workbook(tmp, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+        memory = {"constant_memory": True, "tmpdir": str(Path(tmp).parent)} if large else {"in_memory": True}
+        wb = xlsxwriter.Workbook(tmp, {**memory, "strings_to_formulas": False, "strings_to_urls": False,
                                        "strings_to_numbers": False})
         try:
             formats = [wb.add_format(props) for props in plan.formats]
@@ -155,20 +160,14 @@ def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[
                 ws.set_row(r - 1, height)
         else:
             ws.set_row(moved(row) - 1, height)
-    merged_at = {}
-    for r1, c1, r2, c2 in sheet.merges:
-        merged_at[(moved(r1), c1)] = (moved(r2), c2)
-    last_row = 0
-    for row, col, value, style in sheet.cells:
-        r = moved(row)
-        last_row = max(last_row, r)
-        fmt = formats[style] if style is not None else None
-        if (r, col) in merged_at:
-            r2, c2 = merged_at.pop((r, col))
-            ws.merge_range(r - 1, col - 1, r2 - 1, c2 - 1, "", fmt)
-        _write(ws, r - 1, col - 1, _value(value, context), fmt, style, dates)
-    for (r, col), (r2, c2) in merged_at.items():  # a merged range whose first cell is empty
-        ws.merge_range(r - 1, col - 1, r2 - 1, c2 - 1, "", None)
+    merged_at = {(moved(r1), c1): (moved(r2), c2) for r1, c1, r2, c2 in sheet.merges}
+    static = [(moved(row), col, value, style) for row, col, value, style in sheet.cells]
+    written = {(r, c) for r, c, _v, _s in static}
+    static += [(r, c, None, None) for r, c in merged_at if (r, c) not in written]  # a merge with an empty first cell
+    static.sort(key=lambda cell: (cell[0], cell[1]))  # row order: `large` workbooks cannot go back to a row
+    below = at if at is not None else math.inf  # rows below the repeat row come after the repeated rows
+    _write_static([c for c in static if c[0] < below], ws, context, formats, dates, merged_at)
+    last_row = max((c[0] for c in static), default=0)
     if at is not None:
         styles = [(col - 1, value, formats[style] if style is not None else None, style)
                   for col, value, style in sheet.repeat_cells]
@@ -184,10 +183,39 @@ def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[
                 if fmt is not None:
                     ws.write_blank(at - 1, col, None, fmt)
         last_row = max(last_row, at + max(len(items), 1) - 1)
+        _write_static([c for c in static if c[0] >= below], ws, context, formats, dates, merged_at)
     if sheet.freeze:
         ws.freeze_panes(moved(sheet.freeze[0]) - 1, sheet.freeze[1] - 1)
     _page_setup(ws, sheet.setup)
     return last_row
+
+
+def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, context: dict[str, Any],
+                  formats: list[Any], dates: _DateFormats, merged_at: dict[tuple[int, int], tuple[int, int]]) -> None:
+    for r, col, value, style in cells:
+        fmt = formats[style] if style is not None else None
+        value = _value(value, context)
+        if (r, col) in merged_at:
+            r2, c2 = merged_at[(r, col)]
+            value = _native(value)
+            if isinstance(value, (dt.date, dt.datetime)):
+                fmt = dates(style)
+            ws.merge_range(r - 1, col - 1, r2 - 1, c2 - 1, "" if value is None else value, fmt)
+        else:
+            _write(ws, r - 1, col - 1, value, fmt, style, dates)
+
+
+def _native(value: Any) -> Any:
+    """A value XlsxWriter's `write` takes as it is: no NaN or infinity, no numpy scalar, no control character."""
+    if isinstance(value, str):
+        return ILLEGAL.sub("", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, dt.date, dt.datetime)):
+        return value
+    if hasattr(value, "item"):
+        return _native(value.item())
+    return str(value)
 
 
 def _write(ws: Any, row: int, col: int, value: Any, fmt: Any, style: int | None, dates: _DateFormats) -> None:
@@ -218,36 +246,9 @@ def _value(value: Any, scope: dict[str, Any]) -> Any:
     return value(scope) if callable(value) else value
 
 
-def _page_setup(ws: Any, setup: dict[str, Any]) -> None:
-    if setup.get("landscape"):
-        ws.set_landscape()
-    if setup.get("paper"):
-        ws.set_paper(setup["paper"])
-    if "fit" in setup:
-        ws.fit_to_pages(*setup["fit"])
-    elif setup.get("scale"):
-        ws.set_print_scale(setup["scale"])
-    if "rows" in setup:
-        ws.repeat_rows(*setup["rows"])
-    if "columns" in setup:
-        ws.repeat_columns(*setup["columns"])
-    if "margins" in setup:
-        ws.set_margins(*setup["margins"])
-    if setup.get("header"):
-        ws.set_header(setup["header"])
-    if setup.get("footer"):
-        ws.set_footer(setup["footer"])
-    if setup.get("center_h"):
-        ws.center_horizontally()
-    if setup.get("center_v"):
-        ws.center_vertically()
-    ws.hide_gridlines(setup.get("gridlines", 1))
-    if setup.get("tab_color"):
-        ws.set_tab_color(setup["tab_color"])
-    if setup.get("zoom"):
-        ws.set_zoom(setup["zoom"])
-    if setup.get("hidden"):
-        ws.hide()
+def _page_setup(ws: Any, setup: list[tuple[str, tuple]]) -> None:
+    for method, args in setup:
+        getattr(ws, method)(*args)
 
 
 # --- reading the template once -------------------------------------------------------------------------------------
@@ -328,37 +329,39 @@ def _refuse_unsupported(path: str, ws: Any) -> None:
                             "本程序不能照原样生成；请从模板中删除后再运行")
 
 
-def _setup(ws: Any) -> dict[str, Any]:
-    setup: dict[str, Any] = {}
-    ps = ws.page_setup
-    setup["landscape"] = ps.orientation == "landscape"
-    if ps.paperSize:
-        setup["paper"] = int(ps.paperSize)
-    if ws.sheet_properties.pageSetUpPr is not None and ws.sheet_properties.pageSetUpPr.fitToPage:
-        setup["fit"] = (_int(ps.fitToWidth, 1), _int(ps.fitToHeight, 1))
-    elif ps.scale:
-        setup["scale"] = int(ps.scale)
-    for key, spec in (("rows", ws.print_title_rows), ("columns", ws.print_title_cols)):
-        if spec:
-            first, _, last = spec.replace("$", "").partition(":")
-            if key == "rows":
-                setup[key] = (int(first) - 1, int(last or first) - 1)
-            else:
-                setup[key] = f"{first}:{last or first}"
+def _setup(ws: Any) -> list[tuple[str, tuple]]:
+    """The sheet's page setup and view as XlsxWriter worksheet calls (method name, arguments)."""
+    ps, options, view = ws.page_setup, ws.print_options, ws.sheet_view
     m = ws.page_margins
-    setup["margins"] = (m.left, m.right, m.top, m.bottom)
-    setup["header"] = str(ws.oddHeader) if ws.oddHeader else ""
-    setup["footer"] = str(ws.oddFooter) if ws.oddFooter else ""
-    setup["center_h"] = bool(ws.print_options.horizontalCentered)
-    setup["center_v"] = bool(ws.print_options.verticalCentered)
-    screen = ws.sheet_view.showGridLines is not False
-    printed = bool(ws.print_options.gridLines)
-    setup["gridlines"] = 0 if printed else (1 if screen else 2)
-    tab = ws.sheet_properties.tabColor
-    setup["tab_color"] = _color(tab) if tab is not None else None
-    setup["zoom"] = ws.sheet_view.zoomScale
-    setup["hidden"] = ws.sheet_state != "visible"
-    return setup
+    calls: list[tuple[str, tuple]] = [("set_margins", (m.left, m.right, m.top, m.bottom))]
+    if ps.orientation == "landscape":
+        calls.append(("set_landscape", ()))
+    if ps.paperSize:
+        calls.append(("set_paper", (int(ps.paperSize),)))
+    if ws.sheet_properties.pageSetUpPr is not None and ws.sheet_properties.pageSetUpPr.fitToPage:
+        calls.append(("fit_to_pages", (_int(ps.fitToWidth, 1), _int(ps.fitToHeight, 1))))
+    elif ps.scale:
+        calls.append(("set_print_scale", (int(ps.scale),)))
+    if ws.print_title_rows:
+        first, _, last = ws.print_title_rows.replace("$", "").partition(":")
+        calls.append(("repeat_rows", (int(first) - 1, int(last or first) - 1)))
+    if ws.print_title_cols:
+        first, _, last = ws.print_title_cols.replace("$", "").partition(":")
+        calls.append(("repeat_columns", (f"{first}:{last or first}",)))
+    for method, part in (("set_header", ws.oddHeader), ("set_footer", ws.oddFooter)):
+        if part:
+            calls.append((method, (str(part),)))
+    for method, on in (("center_horizontally", options.horizontalCentered),
+                       ("center_vertically", options.verticalCentered), ("hide", ws.sheet_state != "visible")):
+        if on:
+            calls.append((method, ()))
+    screen, printed = view.showGridLines is not False, bool(options.gridLines)
+    calls.append(("hide_gridlines", (0 if printed else (1 if screen else 2),)))
+    if ws.sheet_properties.tabColor is not None and (tab := _color(ws.sheet_properties.tabColor)):
+        calls.append(("set_tab_color", (tab,)))
+    if view.zoomScale:
+        calls.append(("set_zoom", (view.zoomScale,)))
+    return calls
 
 
 def _int(value: Any, default: int) -> int:
