@@ -371,5 +371,13 @@ def cell_ranges(cells: pd.DataFrame, by: list[str]) -> pd.Series:
     starts[1:] = (group[1:] != group[:-1]) | (col[1:] != col[:-1] + 1)
     first = np.flatnonzero(starts)
     last = np.append(first[1:] - 1, len(d) - 1)
-    runs = [a if a == b else f"{a}:{b}" for a, b in zip(cell[first], cell[last], strict=True)]
-    return pd.Series(runs, dtype=object).groupby(group[first], sort=True).agg(",".join)
+    joined: list[str] = []
+    previous = -1
+    for g, a, b in zip(group[first].tolist(), cell[first].tolist(), cell[last].tolist(), strict=True):
+        run = a if a == b else f"{a}:{b}"
+        if g == previous:  # groups come sorted, each with at least one run
+            joined[-1] += "," + run
+        else:
+            joined.append(run)
+            previous = g
+    return pd.Series(joined, dtype=object)
