@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +143,36 @@ def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert "支部积分结果.xlsx" in result.output and "批注" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (libreoffice-calc-nogui) is not installed")
+def test_a_results_template_resaved_by_libreoffice_still_renders(tmp_path):
+    """A town restyles the template in an office program and saves it: that file must still drive the output."""
+    from importlib import resources
+
+    from pointsbatch.jinja import use_templates
+
+    src = tmp_path / "src"
+    src.mkdir()
+    bundled = resources.files("pointsbatch").joinpath("templates", "支部积分结果.xlsx")
+    (src / "支部积分结果.xlsx").write_bytes(bundled.read_bytes())
+    mine = tmp_path / "模板"
+    subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/profile", "--convert-to",
+                    "xlsx:Calc MS Excel 2007 XML", "--outdir", str(mine), str(src / "支部积分结果.xlsx")],
+                   check=True, timeout=180, capture_output=True)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "第一党支部.xlsx", roster=[member(1, "张三"), member(2, "李四")])
+    try:
+        result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1",
+                                           "--templates", str(mine)])
+    finally:
+        use_templates(None)
+    assert result.exit_code == 0, result.output
+    wb = load_workbook(next((tmp_path / "out" / "支部" / "第一党支部").glob("*.xlsx")))
+    ws = wb["积分结果"]
+    assert ws["A1"].value == "第一党支部2026年年度党员积分结果"
+    assert [ws.cell(r, 2).value for r in (4, 5)] == ["张三", "李四"] and ws["H4"].value == 60  # all √: base 60
+    assert ws["A3"].fill.fgColor.rgb.endswith("C00000") and ws["B5"].border.left.style == "thin"
+    assert "A1:L1" in {str(r) for r in ws.merged_cells.ranges}
+    assert wb["积分明细"].max_row > 4
