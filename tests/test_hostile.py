@@ -349,3 +349,29 @@ def test_random_zip_members_only_ever_give_problems(tmp_path):
         v = load(path)
         assert v.accepted or v.problems
     assert io.BytesIO(good).read(2) == b"PK"
+
+
+def test_a_branch_that_trips_a_bug_in_scoring_does_not_sink_the_others_scored_with_it(tmp_path, monkeypatch):
+    """Workers score a chunk of branches together; one that makes scoring fail is reported alone."""
+    from pointsbatch import score
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(8):  # eight workbooks: chunks of two
+        build(inbox / f"{n}.xlsx", info_over={"branch": f"第{n}支部"},
+              roster=[member(1, "炸弹" if n == 3 else "张三"), member(2, "李四")])
+    real = score._score
+
+    def fragile(tables, *args, **kwargs):
+        if (tables["roster"]["name"] == "炸弹").any():
+            raise ZeroDivisionError("a bug")
+        return real(tables, *args, **kwargs)
+
+    monkeypatch.setattr(score, "_score", fragile)
+    result = run(inbox, tmp_path / "out")
+    assert result.exit_code == 1
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    status = {f["name"]: f["status"] for f in manifest["files"]}
+    assert status == {f"{n}.xlsx": "rejected" if n == 3 else "accepted" for n in range(8)}
+    listing = (tmp_path / "out" / "问题反馈" / "3_问题清单.txt").read_text(encoding="utf-8-sig")
+    assert "处理时出错" in listing and "ZeroDivisionError" in listing
