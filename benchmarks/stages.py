@@ -1,0 +1,72 @@
+"""Where one workbook's time goes, stage by stage, in one process (the workers' share of the batch).
+
+    python benchmarks/stages.py               # the first 64 workbooks of benchmarks/out/inbox-300
+    python benchmarks/stages.py --count 32
+
+Uses the workbooks bench.py generated (run it first). Stages run as the batch runs them: each workbook read and
+validated alone, a chunk of branches scored together (both periods), then each branch's outputs written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    from pointsbatch.batch import CHUNK, ledger_rows
+    from pointsbatch.render.branch import member_rows, records, render_notice, render_results
+    from pointsbatch.rules import load_rules
+    from pointsbatch.score import score_branches
+    from pointsbatch.validate import validate_workbook
+    from pointsbatch.workbook.read import read_workbook
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=64)
+    args = parser.parse_args()
+    paths = sorted((HERE / "out" / "inbox-300").glob("*.xlsx"))[: args.count + 1]
+    if len(paths) < 2:
+        raise SystemExit("no workbooks: run `python benchmarks/bench.py` first")
+    rules = load_rules()
+    run_date = dt.date(2027, 1, 15)
+    seconds: dict[str, float] = defaultdict(float)
+
+    def timed(stage: str, fn, *a):
+        started = time.perf_counter()
+        value = fn(*a)
+        seconds[stage] += time.perf_counter() - started
+        return value
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        warm, paths = paths[0], paths[1:]
+        score_branches([validate_workbook(read_workbook(warm), rules, "annual").branch], rules)  # imports, caches
+        for i in range(0, len(paths), CHUNK):
+            branches = []
+            for path in paths[i:i + CHUNK]:
+                book = timed("read", read_workbook, path)
+                branches.append(timed("validate", validate_workbook, book, rules, "annual").branch)
+            annual = timed("score (chunk, both periods)", score_branches, branches, rules, "annual")
+            h1 = timed("score (chunk, both periods)", score_branches, branches, rules, "h1")
+            for n, (branch, s, h) in enumerate(zip(branches, annual, h1, strict=True)):
+                members, ledger = timed("rows for the outputs", lambda s=s, h=h: (member_rows(s, h),
+                                                                                   records(s.ledger)))
+                timed("results workbook", render_results, out / f"{i + n}.xlsx", branch, s, rules, run_date,
+                      members, ledger)
+                timed("notice", render_notice, branch, s, rules, run_date)
+                timed("ledger.csv rows", ledger_rows, branch.info.name, ledger)
+    n = len(paths)
+    print(f"{n} workbooks, one process, milliseconds per workbook:")
+    for stage, secs in seconds.items():
+        print(f"  {stage:28s} {secs / n * 1000:7.1f}")
+    print(f"  {'total':28s} {sum(seconds.values()) / n * 1000:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
