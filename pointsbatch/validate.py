@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .numbers import number_text as _n
@@ -187,6 +188,7 @@ class _Context:
         self.info: dict[str, Any] = {}
         self.typed: dict[str, pd.DataFrame] = {}
         self.attendance = pd.DataFrame()
+        self.letters: dict[str, dict[str, str]] = {}  # by sheet key: column key -> the column's letter
 
     def add(self, code: str, sheet: str, cell: str, value: Any = "", **extra: Any) -> None:
         self.problems.append(problem(code, sheet, cell, value, year=self.year, **extra))
@@ -272,13 +274,13 @@ class _Context:
         letter = table.letters.get(sheet.main_key, "A")
         typed["cell"] = [f"{letter}{r}" for r in typed.index]
         typed["valid"] = ~typed.index.isin(list(bad_rows))
-        typed.attrs["letters"] = table.letters
+        self.letters[sheet.key] = table.letters  # (not in typed.attrs: pandas deep-copies those on every access)
         return typed
 
     # 党员名册
     def check_roster(self, roster: pd.DataFrame) -> None:
         sheet = spec.ROSTER.name
-        letters = roster.attrs["letters"]
+        letters = self.letters["roster"]
         if roster.empty:
             self.add("roster_empty", sheet, "A2")
             return
@@ -337,22 +339,32 @@ class _Context:
         if not missing.empty and len(missing) < len(roster_valid):
             for row, name in missing["name"].items():
                 self.add("member_not_in_grid", spec.ROSTER.name,
-                         f"{roster.attrs['letters'].get('name', 'B')}{row}", name, row=row)
+                         f"{self.letters['roster'].get('name', 'B')}{row}", name, row=row)
         if not events:
             return
-        long = frame[[e.header for e in events]].copy()
-        long.insert(0, "member", matched)
-        long = long.reset_index().melt(id_vars=["row", "member"], var_name="event", value_name="raw")
-        meta = {e.header: e for e in events}
-        long["item"] = long["event"].map({h: e.item for h, e in meta.items()})
-        long["dues"] = long["event"].map({h: e.dues for h, e in meta.items()}).astype(bool)
-        long["month"] = long["event"].map(months)
+        # one row per member and event, event by event (what DataFrame.melt gives, without its overhead)
+        headers = [e.header for e in events]
+        n = len(frame)
+
+        def per_event(values: list[Any]) -> np.ndarray:
+            return np.repeat(np.asarray(values, dtype=object), n)
+
+        long = pd.DataFrame({
+            "row": np.tile(frame.index.to_numpy(), len(events)),
+            "member": np.tile(matched.to_numpy(dtype=object), len(events)),
+            "event": per_event(headers),
+            "raw": frame[headers].to_numpy(dtype=object).ravel(order="F"),
+            "item": per_event([e.item for e in events]),
+            "dues": np.repeat([e.dues for e in events], n),
+            "month": np.repeat([months[h] for h in headers], n),
+            "letter": per_event([grid.letters[h] for h in headers]),
+        })
         long["in_period"] = long["month"] <= self.period.last_month
         long["mark"] = _map_distinct(long["raw"], lambda v: parse_choice(v, spec.MARK))
-        long["letter"] = long["event"].map(grid.letters)
         for i in long.index[long["mark"] == INVALID]:
             self._grid_problem("attendance_not_mark", long, i)
-        for i in long.index[long["mark"].map(is_blank).astype(bool) & long["in_period"]]:
+        blank = np.fromiter((is_blank(m) for m in long["mark"].tolist()), dtype=bool, count=len(long))
+        for i in long.index[blank & long["in_period"].to_numpy()]:
             self._grid_problem("attendance_blank", long, i, value=keys.at[long.at[i, "row"], "name"] or "")
         for i in long.index[long["dues"] & (long["mark"] == "假")]:
             self._grid_problem("attendance_leave_for_dues", long, i)
@@ -430,10 +442,9 @@ class _Context:
     def match_members(self, sheet: spec.TableSheet, log: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
         keys = log[["seq", "name"]].copy()
         keys["seq"] = keys["seq"].map(lambda v: None if v is None or v != v else int(v))
-        letters = log.attrs["letters"]
+        letters = self.letters[sheet.key]
         log = log.copy()
         log["seq"] = self._match(sheet.name, keys, roster, letters, seq_required=False)
-        log.attrs["letters"] = letters
         return log
 
     def check_exempt_records(self, roster: pd.DataFrame) -> None:
@@ -446,7 +457,7 @@ class _Context:
             if log is None or log.empty:
                 continue
             hits = log[log["seq"].isin(set(names))].drop_duplicates("seq")
-            letters = log.attrs["letters"]
+            letters = self.letters[sheet.key]
             for row, seq in hits["seq"].items():
                 self.add("exempt_has_records", sheet.name, f"{letters.get('name', 'C')}{row}", names[seq], row=row)
 
