@@ -176,3 +176,16 @@ def test_a_results_template_resaved_by_libreoffice_still_renders(tmp_path):
     assert ws["A3"].fill.fgColor.rgb.endswith("C00000") and ws["B5"].border.left.style == "thin"
     assert "A1:L1" in {str(r) for r in ws.merged_cells.ranges}
     assert wb["积分明细"].max_row > 4
+
+
+def test_records_give_templates_plain_python_values():
+    import pandas as pd
+
+    from pointsbatch.render.branch import records
+
+    frame = pd.DataFrame({"seq": [1, 2], "points": [1.5, float("nan")], "name": pd.Series(["张三", None], dtype="str"),
+                          "row": pd.Series([np.int64(3), pd.NA], dtype=object), "ok": [True, False]})
+    rows = records(frame)
+    assert rows == [{"seq": 1, "points": 1.5, "name": "张三", "row": 3, "ok": True},
+                    {"seq": 2, "points": None, "name": None, "row": None, "ok": False}]
+    assert all(type(v) in (int, float, str, bool, type(None)) for r in rows for v in r.values())

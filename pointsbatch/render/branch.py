@@ -28,7 +28,17 @@ def _clean(value: Any) -> Any:
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Plain dicts for templates: NaN and NA become None, numpy scalars become Python ones."""
     cols = list(frame.columns)
-    return [{c: _clean(v) for c, v in zip(cols, row, strict=True)} for row in frame.itertuples(index=False)]
+    columns = []
+    for c in cols:
+        values = frame[c].tolist()  # Python scalars, except inside object columns
+        kind = frame[c].dtype.kind
+        if kind == "f":
+            values = [None if v != v else v for v in values]
+        elif kind not in "iub":  # objects and strings: NaN, NA and numpy scalars may hide there
+            values = [_clean(v) for v in values]
+        columns.append(values)
+    return [dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)] if cols else [
+        {} for _ in range(len(frame))]
 
 
 def member_rows(scores: Scores, h1: Scores | None = None) -> list[dict[str, Any]]:
