@@ -53,7 +53,7 @@ def main() -> None:
                 book = timed("read", read_workbook, path)
                 branches.append(timed("validate", validate_workbook, book, rules, "annual").branch)
             annual = timed("score (chunk, both periods)", score_branches, branches, rules, "annual")
-            h1 = timed("score (chunk, both periods)", score_branches, branches, rules, "h1")
+            h1 = timed("score (chunk, both periods)", score_branches, branches, rules, "h1", False)
             for n, (branch, s, h) in enumerate(zip(branches, annual, h1, strict=True)):
                 members, ledger = timed("rows for the outputs", lambda s=s, h=h: (member_rows(s, h),
                                                                                    records(s.ledger)))

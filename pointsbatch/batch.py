@@ -214,7 +214,8 @@ def _score_together(branches: list[Any], job: _Job) -> list[tuple[Any, Any]] | N
 
     try:
         annual = score_branches(branches, job.rules, job.period)
-        h1 = score_branches(branches, job.rules, "h1") if job.period == "annual" else [None] * len(branches)
+        h1 = score_branches(branches, job.rules, "h1", flags=False) if job.period == "annual" else [
+            None] * len(branches)
     except Exception:
         return None
     return list(zip(annual, h1, strict=True))
@@ -612,10 +613,19 @@ def ledger_rows(branch: str, entries: list[dict[str, Any]]) -> bytes:
             return inert(v)
         return _fmt(v)
 
+    memo: dict[tuple[type, Any], str] = {}  # a ledger repeats its names, items, sheets and numbers
+
+    def cached(v: Any) -> str:
+        key = (type(v), v)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = text(v)
+        return found
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     first, columns = text(branch), LEDGER_CSV_COLUMNS[1:]
-    w.writerows([first, *[text(e.get(c)) for c in columns]] for e in entries)
+    w.writerows([first, *[cached(e.get(c)) for c in columns]] for e in entries)
     return buf.getvalue().encode("utf-8")
 
 

@@ -43,8 +43,10 @@ def score_branch(branch: Branch, rules: Rules, period: str = "annual") -> Scores
     return score_branches([branch], rules, period)[0]
 
 
-def score_branches(branches: list[Branch], rules: Rules, period: str = "annual") -> list[Scores]:
+def score_branches(branches: list[Branch], rules: Rules, period: str = "annual", flags: bool = True) -> list[Scores]:
     """Score many branches in one pass over their stacked tables; the same result as one branch at a time.
+
+    `flags=False` leaves the second-look flags empty (the half-year scores an annual run shows need none).
 
     Each member gets a key in the stacked tables, in (branch, 序号) order, so that every group-by sees one member
     per key and sorts as it would within one branch; the keys are turned back into 序号 when the result is split.
@@ -70,11 +72,11 @@ def score_branches(branches: list[Branch], rules: Rules, period: str = "annual")
               for name, frames in stacked.items()}
     if tables["attendance"].empty:
         tables["attendance"] = tables["attendance"].assign(branch=pd.Series(dtype=int))
-    whole = _score(tables, rules, per, pd.Series(rates, dtype=float))
+    whole = _score(tables, rules, per, pd.Series(rates, dtype=float), flags)
     return _split(whole, np.asarray(branch_of, dtype=int), np.asarray(seq_of, dtype=int), len(branches))
 
 
-def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Series) -> Scores:
+def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Series, with_flags: bool) -> Scores:
     roster = t["roster"]
     scored = roster[~roster["exempt"]]
     names = dict(zip(roster["seq"], roster["name"], strict=True))
@@ -94,7 +96,8 @@ def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Seri
     ledger = pd.concat([ledger, veto_ledger(ledger, vetoes)], ignore_index=True)
     ledger["name"] = ledger["seq"].map(names)
     members = member_totals(roster, ledger, vetoes, rates, rules)
-    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names)
+    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names) if with_flags else \
+        pd.DataFrame(columns=["seq", "name", "flag", "note"])
     return Scores(per, members, ledger[LEDGER_COLUMNS], flags)
 
 
