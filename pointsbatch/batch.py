@@ -449,7 +449,12 @@ def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
     if count <= 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=count) as pool:
+    import multiprocessing
+
+    # "spawn" everywhere: workers start as they do on the clerk's Windows PC, knowing only what they are given
+    # (a forked worker would quietly inherit this process's state, and tests on Linux would not notice if a
+    # worker needed something it was not sent)
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield pool
 
 

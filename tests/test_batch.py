@@ -300,13 +300,21 @@ def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
     results = load_workbook(resources.files("pointsbatch").joinpath("templates", "支部积分结果.xlsx"))
     results["积分结果"]["A1"] = "本镇格式：{{ branch.name }}积分"
     results.save(mine / "支部积分结果.xlsx")
-    try:
-        assert run(inbox, tmp_path / "out", "--templates", str(mine)).exit_code == 1
+    summary = load_workbook(resources.files("pointsbatch").joinpath("templates", "全镇汇总.xlsx"))
+    summary["各支部汇总"]["A1"] = "本镇汇总：{{ counts.accepted }}个支部"
+    summary.save(mine / "全镇汇总.xlsx")
+    (mine / "mail_subject.txt").write_text("【本镇】{{ branch or file }}", encoding="utf-8")
+    try:  # with worker processes: they must look in the town's folder too
+        assert run(inbox, tmp_path / "out", "--templates", str(mine), "--jobs", "2").exit_code == 1
     finally:
         use_templates(None)
     folder = tmp_path / "out" / "支部" / "第一党支部"
     assert "（本镇样式）" in next(folder.glob("*.html")).read_text(encoding="utf-8")
     assert load_workbook(next(folder.glob("*.xlsx")))["积分结果"]["A1"].value == "本镇格式：第一党支部积分"
+    assert load_workbook(tmp_path / "out" / "全镇汇总.xlsx")["各支部汇总"]["A1"].value.startswith("本镇汇总：")
+    subjects = {email.message_from_bytes(p.read_bytes(), policy=default_policy)["Subject"]
+                for p in (tmp_path / "out" / "发件箱").glob("*.eml")}
+    assert len(subjects) >= 2 and all(s.startswith("【本镇】") for s in subjects)
     # the bundled templates are untouched and used again without the option
     run(inbox, tmp_path / "plain")
     assert "本镇样式" not in next((tmp_path / "plain" / "支部" / "第一党支部").glob("*.html")).read_text("utf-8")
