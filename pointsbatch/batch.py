@@ -397,7 +397,7 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
         else:
             jobs.append(_Job(path, staging, rules, options.period, options.year, options.run_date, notice_start,
                              options.contact, options.templates))
-    with _workers(options.jobs) as pool:
+    with _workers(options.jobs if len(jobs) > 1 else 1) as pool:
         return _finish(staging, results, jobs, options, rules, registry, progress, pool)
 
 
