@@ -149,11 +149,6 @@ class _Job:
     templates: Path | None = None
 
 
-def process_workbook(job: _Job) -> FileResult:
-    """Read, validate, score and render one workbook into the staging folder. Never raises for a bad workbook."""
-    return process_chunk([job])[0]
-
-
 def process_chunk(jobs: list[_Job]) -> list[FileResult]:
     """Several workbooks of one run: each read and validated alone, the accepted ones scored together (one pass of
     pandas over all of them costs little more than over one), then each rendered. Never raises for a bad workbook;
