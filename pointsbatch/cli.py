@@ -98,7 +98,6 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
 
     from .batch import safe_component
     from .validate import validate_workbook
-    from .workbook.marked import write_marked_copy
     from .workbook.read import read_workbook
 
     rules = _rules(rules_path)
@@ -114,6 +113,8 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
         if not as_json:
             _print_problems(path, result.branch_name, result.problems)
         if marked and errors and book.readable:
+            from .workbook.marked import write_marked_copy  # openpyxl: only when a copy is asked for
+
             target = marked / f"{safe_component(path.stem, '工作簿')}_问题标注.xlsx"
             write_marked_copy(path, result.problems, target)
             if not as_json:
