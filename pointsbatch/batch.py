@@ -170,10 +170,13 @@ def process_chunk(jobs: list[_Job]) -> list[FileResult]:
             accepted.append((len(results) - 1, job, result, branch))
     if not accepted:
         return results
-    scores = _score_together([branch for *_, branch in accepted], jobs[0])
+    try:
+        scores: list[tuple[Any, Any]] | None = _scores([branch for *_, branch in accepted], jobs[0])
+    except Exception:  # one of them trips a bug: each is scored alone below, so the others go on
+        scores = None
     for i, (at, job, result, branch) in enumerate(accepted):
         try:
-            annual, h1 = scores[i] if scores else _score_alone(branch, job)
+            annual, h1 = scores[i] if scores else _scores([branch], job)[0]
             _render_branch(job, branch, result, annual, h1)
         except OSError:
             raise
@@ -203,24 +206,15 @@ def _validate(job: _Job) -> tuple[FileResult, Any]:
     return result, validation.branch
 
 
-def _score_together(branches: list[Any], job: _Job) -> list[tuple[Any, Any]] | None:
-    """(period scores, half-year scores) per branch; None when the pass fails, so each is scored alone instead."""
+def _scores(branches: list[Any], job: _Job) -> list[tuple[Any, Any]]:
+    """(period scores, half-year scores or None) per branch, all scored in one pass."""
     from .score import score_branches
 
-    try:
-        annual = score_branches(branches, job.rules, job.period)
-        h1 = score_branches(branches, job.rules, "h1", flags=False) if job.period == "annual" else [
-            None] * len(branches)
-    except Exception:
-        return None
+    annual = score_branches(branches, job.rules, job.period)
+    if job.period != "annual":
+        return [(s, None) for s in annual]
+    h1 = score_branches(branches, job.rules, "h1", flags=False)  # the annual results show the half-year total
     return list(zip(annual, h1, strict=True))
-
-
-def _score_alone(branch: Any, job: _Job) -> tuple[Any, Any]:
-    from .score import score_branch
-
-    return (score_branch(branch, job.rules, job.period),
-            score_branch(branch, job.rules, "h1") if job.period == "annual" else None)
 
 
 def _render_branch(job: _Job, branch: Any, result: FileResult, scores: Any, h1: Any) -> None:

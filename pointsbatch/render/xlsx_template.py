@@ -89,8 +89,7 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
     """
     import xlsxwriter
 
-    template = Path(template)
-    plan = _plan(str(template), template.stat().st_mtime)
+    plan = _load(template)
 
     def write(tmp: str) -> None:
         memory = {"constant_memory": True, "tmpdir": str(Path(tmp).parent)} if large else {"in_memory": True}
@@ -115,8 +114,12 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
 
 def check_template(template: Path) -> None:
     """Read a template now, so that one this renderer cannot use stops the run before any work (TemplateError)."""
-    template = Path(template)
-    _plan(str(template), template.stat().st_mtime)
+    _load(template)
+
+
+def _load(template: Path) -> _Plan:
+    """The template's plan, read again only when the file changes."""
+    return _plan(str(template), Path(template).stat().st_mtime)
 
 
 def _clean_title(title: str) -> str:
@@ -208,7 +211,7 @@ def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, contex
 def _native(value: Any) -> Any:
     """A value XlsxWriter's `write` takes as it is: no NaN or infinity, no numpy scalar, no control character."""
     if isinstance(value, str):
-        return ILLEGAL.sub("", value)
+        return ILLEGAL.sub("", value) if ILLEGAL.search(value) else value
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is None or isinstance(value, (bool, int, float, dt.date, dt.datetime)):
@@ -219,27 +222,18 @@ def _native(value: Any) -> Any:
 
 
 def _write(ws: Any, row: int, col: int, value: Any, fmt: Any, style: int | None, dates: _DateFormats) -> None:
-    kind = type(value)
-    if kind is str:
-        if ILLEGAL.search(value):
-            value = ILLEGAL.sub("", value)
-        ws.write_string(row, col, value, fmt)  # never a formula, never a link
-    elif value is None:
+    value = _native(value)
+    if value is None:
         if fmt is not None:
             ws.write_blank(row, col, None, fmt)
-    elif kind is bool:
+    elif isinstance(value, str):
+        ws.write_string(row, col, value, fmt)  # never a formula, never a link
+    elif isinstance(value, bool):
         ws.write_boolean(row, col, value, fmt)
-    elif kind is int or kind is float:
-        if math.isfinite(value):
-            ws.write_number(row, col, value, fmt)
-        elif fmt is not None:
-            ws.write_blank(row, col, None, fmt)
-    elif isinstance(value, (dt.date, dt.datetime)):
-        ws.write_datetime(row, col, value, dates(style))
-    elif hasattr(value, "item"):  # a numpy scalar
-        _write(ws, row, col, value.item(), fmt, style, dates)
+    elif isinstance(value, (int, float)):
+        ws.write_number(row, col, value, fmt)
     else:
-        _write(ws, row, col, str(value), fmt, style, dates)
+        ws.write_datetime(row, col, value, dates(style))
 
 
 def _value(value: Any, scope: dict[str, Any]) -> Any:

@@ -240,7 +240,8 @@ def _precheck(path: Path) -> Problem | None:
                         return problem("file_unreadable", "", "", detail="含有不允许的XML实体声明")
             if zf.testzip() is not None:
                 return problem("file_unreadable", "", "", detail="文件已损坏")
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
+            NotImplementedError) as exc:  # zipfile raises NotImplementedError for a compression method it lacks
         return problem("file_unreadable", "", "", detail=_short(exc) or "文件不完整")
     return None
 
