@@ -119,6 +119,11 @@ def summary_template() -> Workbook:
     ws.cell(3, 2, "人数")
     ws.cell(4, 1, "{%row for g in grade_counts %}{{ g[0] }}")
     ws.cell(4, 2, "{{ g[1] }}")
+    ws.column_dimensions["A"].width = 24
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
     return wb
 
 

@@ -80,9 +80,6 @@ def _add_charts(book: Rendered, context: dict[str, Any]) -> None:
         bars.set_legend({"none": True})
         bars.set_size({"width": 600, "height": max(230, 23 * len(averages) + 75)})
         ws.insert_chart("D20", bars)
-    ws.set_column(0, 0, 24)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
 
 
 def bar_chart(pairs: list[tuple[str, float]], width: int = 640, bar: int = 22, max_value: float | None = None,
