@@ -122,6 +122,15 @@ def test_a_template_with_what_cannot_be_carried_over_is_refused(tmp_path):
     assert not (tmp_path / "out.xlsx").exists()
 
 
+def test_a_template_expression_with_a_typo_is_named_at_its_cell(tmp_path):
+    path = make_template(tmp_path / "t.xlsx")
+    wb = load_workbook(path)
+    wb.active["B4"] = "{{ p.name | }}"
+    wb.save(path)
+    with pytest.raises(TemplateError, match=r"「\{\{ title \}\}」B4中的表达式写错了"):
+        render_xlsx(path, {"title": "x", "people": [], "clerk": "", "total": 0}, tmp_path / "out.xlsx")
+
+
 def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path):
     from importlib import resources
 

@@ -272,23 +272,29 @@ def _plan(path: str, mtime: float) -> _Plan:
     sheets = []
     for ws in wb.worksheets:
         _refuse_unsupported(path, ws)
-        title: Any = ws.title
-        if ws.title.startswith("{{"):
-            title = _compile(env, ws.title)
-        sheet = _Sheet(ws.title, title, [])
-        for row in ws.iter_rows():
-            first = row[0].value if row else None
-            if sheet.repeat_row is None and isinstance(first, str) and (m := REPEAT.match(first)):
-                sheet.repeat_row, sheet.repeat_var = row[0].row, m[1]
-                sheet.repeat_items = _compile_expression(env, m[2])
-                for cell in row:
-                    value = first[m.end():] if cell.column == 1 else cell.value
-                    sheet.repeat_cells.append((cell.column, _compile(env, value), style_of(cell)))
-                continue
-            for cell in row:
-                if cell.value is None and not cell.has_style:
+        where = "工作表名称"
+        try:
+            title: Any = _compile(env, ws.title) if ws.title.startswith("{{") else ws.title
+            sheet = _Sheet(ws.title, title, [])
+            for row in ws.iter_rows():
+                first = row[0].value if row else None
+                where = row[0].coordinate if row else where
+                if sheet.repeat_row is None and isinstance(first, str) and (m := REPEAT.match(first)):
+                    sheet.repeat_row, sheet.repeat_var = row[0].row, m[1]
+                    sheet.repeat_items = _compile_expression(env, m[2])
+                    for cell in row:
+                        where = cell.coordinate
+                        value = first[m.end():] if cell.column == 1 else cell.value
+                        sheet.repeat_cells.append((cell.column, _compile(env, value), style_of(cell)))
                     continue
-                sheet.cells.append((cell.row, cell.column, _compile(env, cell.value), style_of(cell)))
+                for cell in row:
+                    if cell.value is None and not cell.has_style:
+                        continue
+                    where = cell.coordinate
+                    sheet.cells.append((cell.row, cell.column, _compile(env, cell.value), style_of(cell)))
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"输出模板 {Path(path).name} 的工作表「{ws.title}」{where}中的表达式写错了"
+                                f"（{exc.message}），请改正后再运行") from exc
         sheet.heights = {r: d.height for r, d in ws.row_dimensions.items() if d.height is not None}
         for dim in ws.column_dimensions.values():
             if dim.min is None:
