@@ -25,26 +25,39 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scripts"))
 
 
-def generate(folder: Path, count: int, seed: int) -> list[Path]:
-    from make_samples import branch_filling
+GENERATION = 2  # bump when generate() changes what it writes, so that stale inboxes are made again
+
+
+def generate(folder: Path, count: int, seed: int) -> tuple[list[Path], str]:
+    """N workbooks in `folder` (made once per count, seed and GENERATION), and a line describing them."""
+    from make_samples import add_mistakes, branch_filling
 
     from pointsbatch.rules import load_rules
     from pointsbatch.workbook.template import build_template, write_workbook
 
-    marker = folder / f".complete-{count}-{seed}"
+    marker = folder / f".complete-{count}-{seed}-v{GENERATION}"
     if marker.exists():
-        return sorted(folder.glob("*.xlsx"))
+        return sorted(folder.glob("*.xlsx")), marker.read_text(encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     rules = load_rules()
     rng = random.Random(seed)
+    members = logs = faulty = 0
     for n in range(1, count + 1):
         name = f"第{n:04d}党支部"
+        # the issue's typical branch: about 70 members and 400 log rows; one workbook in 25 has mistakes
         filling = branch_filling(rng, name, rng.randint(40, 100), 2026, with_veto=n % 7 == 0,
-                                 with_exempt=n % 5 == 0)
+                                 with_exempt=n % 5 == 0, activities=(2, 10))
+        if n % 25 == 0:
+            add_mistakes(filling)
+            faulty += 1
+        members += len(filling.roster)
+        logs += sum(len(rows) for rows in filling.logs.values())
         write_workbook(build_template(rules, 2026, filling=filling), folder / f"{name}.xlsx")
-    marker.touch()
-    return sorted(folder.glob("*.xlsx"))
+    about = (f"on average {members / count:.0f} members and {logs / count:.0f} log rows a workbook; "
+             f"{faulty} with mistakes")
+    marker.write_text(about, encoding="utf-8")
+    return sorted(folder.glob("*.xlsx")), about
 
 
 def floor_seconds(paths: list[Path]) -> float:
@@ -68,7 +81,7 @@ def main() -> None:
 
     inbox = HERE / "out" / f"inbox-{args.count}"
     t0 = time.perf_counter()
-    paths = generate(inbox, args.count, args.seed)
+    paths, about = generate(inbox, args.count, args.seed)
     generated = time.perf_counter() - t0
 
     floor = floor_seconds(paths)
@@ -88,6 +101,7 @@ def main() -> None:
     print(f"machine            : {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"workbooks          : {n} (accepted {report.count('accepted')}, rejected {report.count('rejected')})"
           f"{'' if generated < 1 else f', generated in {generated:.1f} s'}")
+    print(f"                     {about}")
     print(f"jobs               : {args.jobs}")
     print(f"whole batch        : {seconds:.2f} s, {seconds / n * 1000:.1f} ms per workbook")
     phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.seconds.items())

@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from pointsbatch.batch import CHUNK, ledger_rows
+    from pointsbatch.batch import CHUNK, FileResult, ledger_rows, write_feedback
+    from pointsbatch.files import sha256_file
     from pointsbatch.render.branch import member_rows, records, render_notice, render_results
     from pointsbatch.rules import load_rules
     from pointsbatch.score import score_branches
@@ -28,7 +29,7 @@ def main() -> None:
     from pointsbatch.workbook.read import read_workbook
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--count", type=int, default=100)
     args = parser.parse_args()
     paths = sorted((HERE / "out" / "inbox-300").glob("*.xlsx"))[: args.count + 1]
     if len(paths) < 2:
@@ -50,8 +51,14 @@ def main() -> None:
         for i in range(0, len(paths), CHUNK):
             branches = []
             for path in paths[i:i + CHUNK]:
+                timed("digest", sha256_file, path)
                 book = timed("read", read_workbook, path)
-                branches.append(timed("validate", validate_workbook, book, rules, "annual").branch)
+                checked = timed("validate", validate_workbook, book, rules, "annual")
+                if checked.branch is not None:
+                    branches.append(checked.branch)
+                    continue
+                result = FileResult(path.name, "", "rejected", problems=checked.problems)
+                timed("marked copy (rejected only)", write_feedback, path, result, out, True)
             annual = timed("score (chunk, both periods)", score_branches, branches, rules, "annual")
             h1 = timed("score (chunk, both periods)", score_branches, branches, rules, "h1", False)
             for n, (branch, s, h) in enumerate(zip(branches, annual, h1, strict=True)):

@@ -52,7 +52,8 @@ def names(rng: random.Random, n: int) -> list[str]:
 
 
 def branch_filling(rng: random.Random, branch: str, size: int, year: int, with_veto: bool = False,
-                   with_exempt: bool = False) -> Filling:
+                   with_exempt: bool = False, activities: tuple[int, int] = (3, 13)) -> Filling:
+    """A plausibly filled workbook: `size` members, each with `activities` (least, most) incentive entries."""
     people = names(rng, size)
     roster, grid = [], []
     dates = {}
@@ -88,7 +89,7 @@ def branch_filling(rng: random.Random, branch: str, size: int, year: int, with_v
         roster[2][4] = "预备党员"
     incentive, negative, veto = [], [], []
     for name in people:
-        for _ in range(rng.randint(3, 13)):
+        for _ in range(rng.randint(*activities)):
             item = rng.choice(spec.INCENTIVE_ITEM.values)
             when = dt.date(year, rng.randint(1, 12), rng.randint(1, 28))
             points = rng.choice((1.5, 2, 2.5, 3, 3, 4, 4))
