@@ -187,6 +187,39 @@ def test_a_results_template_resaved_by_libreoffice_still_renders(tmp_path):
     assert wb["积分明细"].max_row > 4
 
 
+TRICKY = [
+    {"seq": 1, "name": "<b>A & B</b>", "score": True, "day": dt.date(1999, 12, 31)},
+    {"seq": 2, "name": "  两头有空格 ", "score": 123456789.125, "day": dt.datetime(2026, 2, 28, 23, 59, 59)},
+    {"seq": 3, "name": "\u3000全角空格开头", "score": -0.5, "day": ""},
+]
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (libreoffice-calc-nogui) is not installed")
+def test_repeated_rows_read_back_the_same_in_three_readers(tmp_path):
+    """The repeated rows are written straight into the sheet's XML: openpyxl, python-calamine and LibreOffice
+    (which re-saves the file as an office program would) must all see exactly the values and styles given."""
+    from python_calamine import CalamineWorkbook
+
+    out = tmp_path / "out.xlsx"
+    render_xlsx(make_template(tmp_path / "t.xlsx"), {"title": "甲", "people": TRICKY, "clerk": "王五", "total": 1},
+                out)
+    subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/profile", "--convert-to",
+                    "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "lo"), str(out)],
+                   check=True, timeout=180, capture_output=True)
+    expected = [[1, "<b>A & B</b>", True, dt.datetime(1999, 12, 31)],
+                [2, "  两头有空格 ", 123456789.125, dt.datetime(2026, 2, 28, 23, 59, 59)],
+                [3, "\u3000全角空格开头", -0.5, None]]
+    resaved = [row[:] for row in expected]
+    resaved[0][2] = "=TRUE()"  # how LibreOffice saves any boolean
+    for path, values in ((out, expected), (tmp_path / "lo" / "out.xlsx", resaved)):
+        ws = load_workbook(path)["甲"]
+        assert [[c.value for c in row] for row in ws.iter_rows(min_row=4, max_row=6)] == values, path
+        assert ws["C5"].number_format == "0.0" and ws["B6"].border.bottom.style == "thin", path
+        assert ws["D4"].is_date and ws["A7"].value == "共3人，填表人：王五", path
+    rows = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("甲").to_python()[3:6]
+    assert [r[1] for r in rows] == [e[1] for e in expected] and [r[2] for r in rows] == [True, 123456789.125, -0.5]
+
+
 def test_records_give_templates_plain_python_values():
     import pandas as pd
 
