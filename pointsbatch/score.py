@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -52,28 +53,29 @@ def score_branches(branches: list[Branch], rules: Rules, period: str = "annual",
     per key and sorts as it would within one branch; the keys are turned back into 序号 when the result is split.
     """
     per = PERIODS[period]
-    seq_of: list[int] = []
-    branch_of: list[int] = []
-    rates: list[float] = []
-    stacked: dict[str, list[pd.DataFrame]] = {k: [] for k in ("roster", "attendance", "incentive", "negative",
-                                                               "veto")}
-    for b, branch in enumerate(branches):
-        seqs = np.sort(branch.roster["seq"].astype(int).unique())
-        key = pd.Series(np.arange(len(seq_of), len(seq_of) + len(seqs)), index=seqs)
-        seq_of += seqs.tolist()
-        branch_of += [b] * len(seqs)
-        rates += [np.nan if branch.info.rate is None else float(branch.info.rate)] * len(seqs)
-        for name in stacked:
-            frame = getattr(branch, name)
-            if not frame.empty:
-                frame = frame.assign(seq=frame["seq"].astype(int).map(key).to_numpy())
-                stacked[name].append(frame.assign(branch=b) if name == "attendance" else frame)
-    tables = {name: pd.concat(frames, ignore_index=True) if frames else getattr(branches[0], name)
-              for name, frames in stacked.items()}
-    if tables["attendance"].empty:
-        tables["attendance"] = tables["attendance"].assign(branch=pd.Series(dtype=int))
+    # a member's key: its position in the (branch, 序号)-sorted list of all members
+    seqs = [np.unique(b.roster["seq"].to_numpy(dtype=np.int64)) for b in branches]
+    seq_of = np.concatenate(seqs)
+    branch_of = np.repeat(np.arange(len(branches)), [len(s) for s in seqs])
+    members = branch_of * _SEQ_SPAN + seq_of  # sorted: branches in order, 序号 ascending within each
+    rates = pd.Series(np.repeat([np.nan if b.info.rate is None else float(b.info.rate) for b in branches],
+                                [len(s) for s in seqs]), dtype=float)
+    tables = {}
+    for name in ("roster", "attendance", "incentive", "negative", "veto"):
+        frames = [getattr(b, name) for b in branches]
+        owner = np.repeat(np.arange(len(branches)), [len(f) for f in frames])
+        filled = [f for f in frames if len(f)] or frames[:1]
+        table = pd.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0].reset_index(drop=True)
+        if len(table):
+            table["seq"] = np.searchsorted(members, owner * _SEQ_SPAN + table["seq"].to_numpy(dtype=np.int64))
+        if name == "attendance":
+            table["branch"] = owner
+        tables[name] = table
     whole = _score(tables, rules, per, pd.Series(rates, dtype=float), flags)
-    return _split(whole, np.asarray(branch_of, dtype=int), np.asarray(seq_of, dtype=int), len(branches))
+    return _split(whole, branch_of, seq_of, len(branches))
+
+
+_SEQ_SPAN = 1 << 32  # above any 序号 a workbook can hold
 
 
 def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Series, with_flags: bool) -> Scores:
@@ -124,7 +126,7 @@ def _empty_ledger() -> pd.DataFrame:
 def _in_period(log: pd.DataFrame, per: Period, seqs: pd.Series) -> pd.DataFrame:
     if log.empty:
         return log
-    months = log["date"].map(lambda d: d.month)
+    months = np.fromiter((d.month for d in log["date"].tolist()), dtype=int, count=len(log))
     return log[(months <= per.last_month) & log["seq"].isin(seqs)]
 
 
@@ -145,7 +147,8 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         "sheet": spec.GRID_SHEET, "row": grouped["row"], "cell": grouped["cell"],
         "raw": grouped["count"].astype(float), "multiplier": grouped["each"].astype(float),
         "points": grouped["points"].astype(float),
-        "note": "参加" + grouped["count"].astype(str) + "次，每次" + grouped["each"].map(_n) + "分",
+        "note": [_attended_note(c, e) for c, e in zip(grouped["count"].tolist(), grouped["each"].tolist(),
+                                                        strict=True)],
     })
     if not rules.base.prorate:
         return ledger
@@ -173,6 +176,11 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
                                        adjust["applicable"], strict=True)],
     })
     return pd.concat([ledger, prorate], ignore_index=True)
+
+
+@lru_cache(maxsize=1024)
+def _attended_note(count: int, each: float) -> str:
+    return f"参加{count}次，每次{_n(each)}分"
 
 
 def incentive_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
@@ -365,8 +373,11 @@ def cell_ranges(cells: pd.DataFrame, by: list[str]) -> pd.Series:
     """
     from openpyxl.utils.cell import column_index_from_string
 
-    letters = cells["cell"].str.rstrip("0123456789")
-    columns = letters.map({text: column_index_from_string(text) for text in letters.unique()})
+    if "col" in cells:  # the grid's attendance carries its column numbers
+        columns = cells["col"]
+    else:
+        letters = cells["cell"].str.rstrip("0123456789")
+        columns = letters.map({text: column_index_from_string(text) for text in letters.unique()})
     d = pd.DataFrame({"group": cells.groupby(by, sort=False).ngroup().to_numpy(), "col": columns.to_numpy(),
                       "cell": cells["cell"].to_numpy()}).sort_values(["group", "col"], kind="stable")
     group, col, cell = d["group"].to_numpy(), d["col"].to_numpy(), d["cell"].to_numpy()

@@ -360,6 +360,7 @@ class _Context:
             "dues": np.repeat([e.dues for e in events], n),
             "month": np.repeat([months[h] for h in headers], n),
             "letter": per_event([grid.letters[h] for h in headers]),
+            "col": np.repeat([_column_index(grid.letters[h]) for h in headers], n),
         })
         long["in_period"] = long["month"] <= self.period.last_month
         long["mark"] = _map_distinct(long["raw"], lambda v: parse_choice(v, spec.MARK))
@@ -373,7 +374,7 @@ class _Context:
         long["mark"] = _map_distinct(long["mark"],
                                      lambda m: "blank" if is_blank(m) or m is INVALID else spec.MARK_CODES[m])
         long["cell"] = long["letter"] + long["row"].astype(str)
-        self.attendance = long[["member", "event", "item", "month", "mark", "row", "cell"]].rename(
+        self.attendance = long[["member", "event", "item", "month", "mark", "row", "cell", "col"]].rename(
             columns={"member": "seq"}
         )
 
@@ -508,6 +509,12 @@ def _map_distinct(values: pd.Series, fn: Any) -> pd.Series:
             r = fn(v)
         out.append(r)
     return pd.Series(out, index=values.index, dtype=object)
+
+
+def _column_index(letter: str) -> int:
+    from openpyxl.utils.cell import column_index_from_string
+
+    return column_index_from_string(letter)
 
 
 def _in_slot(event: spec.GridEvent, month: int) -> bool:
