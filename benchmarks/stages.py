@@ -1,10 +1,10 @@
 """Where one workbook's time goes, stage by stage, in one process (the workers' share of the batch).
 
-    python benchmarks/stages.py               # the first 64 workbooks of benchmarks/out/inbox-300
+    python benchmarks/stages.py               # the first 100 workbooks of benchmarks/out/inbox-300
     python benchmarks/stages.py --count 32
 
-Uses the workbooks bench.py generated (run it first). Stages run as the batch runs them: each workbook read and
-validated alone, a chunk of branches scored together (both periods), then each branch's outputs written.
+Uses the workbooks bench.py generated (run it first). Stages run as the batch runs them: each workbook read, a
+chunk validated and scored together (both periods), then each branch's outputs written.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     from pointsbatch.render.branch import member_rows, records, render_notice, render_results
     from pointsbatch.rules import load_rules
     from pointsbatch.score import score_branches
-    from pointsbatch.validate import validate_workbook
+    from pointsbatch.validate import validate_workbook, validate_workbooks
     from pointsbatch.workbook.read import read_workbook
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,10 +50,13 @@ def main() -> None:
         score_branches([validate_workbook(read_workbook(warm), rules, "annual").branch], rules)  # imports, caches
         for i in range(0, len(paths), CHUNK):
             branches = []
-            for path in paths[i:i + CHUNK]:
+            chunk = paths[i:i + CHUNK]
+            books = []
+            for path in chunk:
                 timed("digest", sha256_file, path)
-                book = timed("read", read_workbook, path)
-                checked = timed("validate", validate_workbook, book, rules, "annual")
+                books.append(timed("read", read_workbook, path))
+            for path, checked in zip(chunk, timed("validate (chunk)", validate_workbooks, books, rules, "annual"),
+                                     strict=True):
                 if checked.branch is not None:
                     branches.append(checked.branch)
                     continue

@@ -150,39 +150,53 @@ class _Job:
 
 
 def process_chunk(jobs: list[_Job]) -> list[FileResult]:
-    """Several workbooks of one run: each read and validated alone, the accepted ones scored together (one pass of
-    pandas over all of them costs little more than over one), then each rendered. Never raises for a bad workbook;
-    a workbook that trips a bug is reported on its own file and the others go on."""
+    """Several workbooks of one run: read one by one, validated and scored together (one pass of pandera or
+    pandas over all of them costs little more than over one), then each rendered. Never raises for a bad
+    workbook; a workbook that trips a bug is reported on its own file and the others go on."""
     from .jinja import use_templates
 
     use_templates(jobs[0].templates)  # a worker process starts without the main process's state
-    results: list[FileResult] = []
-    accepted: list[tuple[int, _Job, FileResult, Any]] = []
-    for job in jobs:
+    results: list[FileResult | None] = [None] * len(jobs)
+    read: list[tuple[int, FileResult, Any]] = []
+    for i, job in enumerate(jobs):
         try:
-            result, branch = _validate(job)
+            read.append((i, *_read(job)))
         except OSError:
             raise  # the environment (disk full, permissions): the whole run stops with exit 2
         except Exception as exc:  # a bug must not stop the other workbooks; it is reported on this file
-            result, branch = _crashed(job, exc), None
-        results.append(result)
-        if branch is not None:
-            accepted.append((len(results) - 1, job, result, branch))
-    if not accepted:
-        return results
-    try:
-        scores: list[tuple[Any, Any]] | None = _scores([branch for *_, branch in accepted], jobs[0])
-    except Exception:  # one of them trips a bug: each is scored alone below, so the others go on
-        scores = None
-    for i, (at, job, result, branch) in enumerate(accepted):
+            results[i] = _crashed(job, exc)
+    accepted: list[tuple[int, _Job, FileResult, Any]] = []
+    for (i, result, book), validation in zip(read, _validations([book for *_, book in read], jobs), strict=True):
+        job = jobs[i]
+        if isinstance(validation, Exception):
+            results[i] = _crashed(job, validation)
+            continue
+        result.branch, result.year, result.problems = validation.branch_name, validation.year, validation.problems
+        results[i] = result
         try:
-            annual, h1 = scores[i] if scores else _scores([branch], job)[0]
-            _render_branch(job, branch, result, annual, h1)
+            if validation.branch is None:
+                write_feedback(job.path, result, job.staging, readable=book.readable)
+            else:
+                accepted.append((i, job, result, validation.branch))
         except OSError:
             raise
         except Exception as exc:
-            results[at] = _crashed(job, exc)
-    return results
+            results[i] = _crashed(job, exc)
+    if accepted:
+        try:
+            scores: list[tuple[Any, Any]] | None = _scores([branch for *_, branch in accepted], jobs[0])
+        except Exception:  # one of them trips a bug: each is scored alone below, so the others go on
+            scores = None
+        for n, (i, job, result, branch) in enumerate(accepted):
+            try:
+                annual, h1 = scores[n] if scores else _scores([branch], job)[0]
+                _render_branch(job, branch, result, annual, h1)
+            except OSError:
+                raise
+            except Exception as exc:
+                results[i] = _crashed(job, exc)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 def _crashed(job: _Job, exc: Exception) -> FileResult:
@@ -193,17 +207,35 @@ def _crashed(job: _Job, exc: Exception) -> FileResult:
     return res
 
 
-def _validate(job: _Job) -> tuple[FileResult, Any]:
-    from .validate import validate_workbook
+def _read(job: _Job) -> tuple[FileResult, Any]:
     from .workbook.read import read_workbook
 
     result = FileResult(job.path.name, sha256_file(job.path), "rejected", source=str(job.path))
-    book = read_workbook(job.path)
-    validation = validate_workbook(book, job.rules, job.period, job.year)
-    result.branch, result.year, result.problems = validation.branch_name, validation.year, validation.problems
-    if validation.branch is None:
-        write_feedback(job.path, result, job.staging, readable=book.readable)
-    return result, validation.branch
+    return result, read_workbook(job.path)
+
+
+def _validations(books: list[Any], jobs: list[_Job]) -> list[Any]:
+    """Each book's Validation, all validated together; if that trips a bug, each alone (an Exception in its place
+    for a book that trips it alone)."""
+    from .validate import validate_workbooks
+
+    job = jobs[0]
+    try:
+        return validate_workbooks(books, job.rules, job.period, job.year)
+    except OSError:
+        raise
+    except Exception as exc:
+        if len(books) == 1:
+            return [exc]
+    out: list[Any] = []
+    for book in books:
+        try:
+            out.append(validate_workbooks([book], job.rules, job.period, job.year)[0])
+        except OSError:
+            raise
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 def _scores(branches: list[Any], job: _Job) -> list[tuple[Any, Any]]:

@@ -74,12 +74,51 @@ def workbook_year(book: RawWorkbook) -> int | None:
 
 def validate_workbook(book: RawWorkbook, rules: Rules, period: str = "annual", year: int | None = None) -> Validation:
     """All problems of one workbook, and its typed tables when there is no error."""
-    ctx = _Context(book, rules, PERIODS[period], year)
-    if book.readable:
-        ctx.run()
-    problems = _with_ceiling(sorted(book.problems + ctx.problems, key=sort_key))
-    branch = None if has_errors(problems) or not book.readable else ctx.branch()
-    return Validation(book.path, branch, problems, ctx.branch_name(), ctx.year)
+    return validate_workbooks([book], rules, period, year)[0]
+
+
+def validate_workbooks(books: list[RawWorkbook], rules: Rules, period: str = "annual",
+                       year: int | None = None) -> list[Validation]:
+    """`validate_workbook` for each book; the value checks of a sheet run once over all the books' rows (pandera
+    costs mostly per call, and a batch holds dozens of workbooks)."""
+    contexts = [_Context(book, rules, PERIODS[period], year) for book in books]
+    readable = [ctx for ctx in contexts if ctx.book.readable]
+    for ctx in readable:
+        ctx.check_info()
+        ctx.parse_tables()
+    _check_values(readable)
+    for ctx in readable:
+        ctx.check_across()
+    out = []
+    for ctx in contexts:
+        problems = _with_ceiling(sorted(ctx.book.problems + ctx.problems, key=sort_key))
+        branch = None if has_errors(problems) or not ctx.book.readable else ctx.branch()
+        out.append(Validation(ctx.book.path, branch, problems, ctx.branch_name(), ctx.year))
+    return out
+
+
+_ROW_SPAN = 1_000_000  # above any sheet's row count (read.MAX_SHEET_ROWS): stacked row keys are book * span + row
+
+
+def _check_values(contexts: list[_Context]) -> None:
+    """Each sheet shape's pandera schema, run once over the parsed cells of every book having that shape."""
+    groups: dict[tuple, list[tuple[_Context, str]]] = {}
+    for ctx in contexts:
+        for key, (table, parsed) in ctx.parsed.items():
+            groups.setdefault((table.sheet, tuple(parsed.columns), ctx.year), []).append((ctx, key))
+    for (sheet, present, year), members in groups.items():
+        schema = table_schema(sheet, present, members[0][0].rules, year)
+        frames = []
+        for i, (ctx, key) in enumerate(members):
+            parsed = ctx.parsed[key][1]
+            frames.append(parsed.set_axis(parsed.index + i * _ROW_SPAN, axis=0))
+        stacked = pd.concat(frames) if len(frames) > 1 else frames[0]
+        found: dict[int, list[tuple[int, str, str]]] = {}
+        for index, column, check in schema_failures(schema, stacked):
+            book, row = divmod(int(index), _ROW_SPAN)
+            found.setdefault(book, []).append((row, column, check))
+        for i, (ctx, key) in enumerate(members):
+            ctx.typed[key] = ctx.typed_table(key, found.get(i, []))
 
 
 def _with_ceiling(problems: list[Problem]) -> list[Problem]:
@@ -191,16 +230,23 @@ class _Context:
         self.typed: dict[str, pd.DataFrame] = {}
         self.attendance = pd.DataFrame()
         self.letters: dict[str, dict[str, str]] = {}  # by sheet key: column key -> the column's letter
+        self.parsed: dict[str, tuple[RawTable, pd.DataFrame]] = {}  # by sheet key
 
     def add(self, code: str, sheet: str, cell: str, value: Any = "", **extra: Any) -> None:
         self.problems.append(problem(code, sheet, cell, value, year=self.year, **extra))
 
-    def run(self) -> None:
-        self.check_info()
+    def parse_tables(self) -> None:
+        """Each table's cells parsed by their column's parser (INVALID where a cell does not parse)."""
         for sheet in spec.TABLE_SHEETS:
             table = self.book.tables.get(sheet.key)
             if table is not None:
-                self.typed[sheet.key] = self.check_table(table)
+                frame = table.frame
+                self.parsed[sheet.key] = (table, pd.DataFrame(
+                    {key: _map_distinct(frame[key], parser_for(sheet.column(key))) for key in frame.columns},
+                    index=frame.index))
+
+    def check_across(self) -> None:
+        """The checks across rows and sheets, once every table is typed."""
         roster = self.typed.get("roster")
         if roster is not None:
             self.check_roster(roster)
@@ -250,23 +296,21 @@ class _Context:
     def _missing_sheets(self) -> set[str]:
         return {p.sheet for p in self.book.problems if p.code == "sheet_missing"}
 
-    # one table: value checks by pandera, then typed values
-    def check_table(self, table: RawTable) -> pd.DataFrame:
+    # one table: the problems pandera found in its cells, then typed values
+    def typed_table(self, key: str, failures: list[tuple[int, str, str]]) -> pd.DataFrame:
+        table, parsed = self.parsed[key]
         sheet = table.sheet
         frame = table.frame
         present = tuple(frame.columns)
-        schema = table_schema(sheet, present, self.rules, self.year)
-        parsed = pd.DataFrame({key: _map_distinct(frame[key], parser_for(sheet.column(key))) for key in present},
-                              index=frame.index)
         bad_rows: set[int] = set()
-        for row, key, code in schema_failures(schema, parsed):
-            if key is None:  # a check on the whole table; every check here is on one column
+        for row, column, code in failures:
+            if column is None:  # a check on the whole table; every check here is on one column
                 continue
-            col = sheet.column(key)
-            value = frame.at[row, key]
+            col = sheet.column(column)
+            value = frame.at[row, column]
             extra = {"allowed": "、".join(col.choice.values) if col.choice else ""}
             inc = self.rules.incentive
-            self.add(code, sheet.name, table.cell(key, row), value, row=row, header=col.header,
+            self.add(code, sheet.name, table.cell(column, row), value, row=row, header=col.header,
                      hi=_n(inc.activity_max), lo=0, step=_n(inc.step), length=len(str(value)), **extra)
             bad_rows.add(row)
         typed = pd.DataFrame({
@@ -416,38 +460,36 @@ class _Context:
         seq_by_name = dict(zip(unique_names["name"], unique_names["seq"], strict=True))
         roster_names = set(roster["name"].dropna())
         found_seqs: dict[Any, int] = {}
-        for row, seq, name in zip(keys.index, keys["seq"], keys["name"], strict=True):
+        seq_letter, name_letter = letters.get("seq", "A"), letters.get("name", "B")
+        for row, seq, name in zip(keys.index.tolist(), keys["seq"].tolist(), keys["name"].tolist(), strict=True):
             if is_blank(name):
                 continue
-            seq = None if is_blank(seq) else int(seq)
-            seq_cell = f"{letters.get('seq', 'A')}{row}"
-            name_cell = f"{letters.get('name', 'B')}{row}"
-            if seq is not None:
+            if not is_blank(seq):
+                seq = int(seq)
                 found = name_by_seq.get(seq)
                 if found == name:
                     found_seqs[row] = seq
                 elif found is not None:
-                    self.add("seq_name_mismatch", sheet, seq_cell, seq, row=row, other=found, name=name)
+                    self.add("seq_name_mismatch", sheet, f"{seq_letter}{row}", seq, row=row, other=found, name=name)
                 elif name not in roster_names:
-                    self.add("name_not_in_roster", sheet, name_cell, name, row=row)
+                    self.add("name_not_in_roster", sheet, f"{name_letter}{row}", name, row=row)
                 elif name in seq_by_name:
-                    self.add("seq_not_in_roster", sheet, seq_cell, seq, row=row)
+                    self.add("seq_not_in_roster", sheet, f"{seq_letter}{row}", seq, row=row)
                 # else: the roster's own row for this name is faulty and already reported
             elif not seq_required:
                 if name in seq_by_name:
                     found_seqs[row] = seq_by_name[name]
                 elif name not in roster_names:
-                    self.add("name_not_in_roster", sheet, name_cell, name, row=row)
+                    self.add("name_not_in_roster", sheet, f"{name_letter}{row}", name, row=row)
                 elif counts.get(name, 0) > 1:
-                    self.add("name_ambiguous", sheet, seq_cell, name, row=row)
-        return pd.Series([found_seqs.get(row) for row in keys.index], index=keys.index, dtype=object)
+                    self.add("name_ambiguous", sheet, f"{seq_letter}{row}", name, row=row)
+        return pd.Series([found_seqs.get(row) for row in keys.index.tolist()], index=keys.index, dtype=object)
 
     def match_members(self, sheet: spec.TableSheet, log: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
-        keys = log[["seq", "name"]].copy()
-        keys["seq"] = keys["seq"].map(lambda v: None if v is None or v != v else int(v))
-        letters = self.letters[sheet.key]
+        keys = pd.DataFrame({"seq": [None if v is None or v != v else int(v) for v in log["seq"].tolist()],
+                             "name": log["name"].to_numpy()}, index=log.index)
         log = log.copy()
-        log["seq"] = self._match(sheet.name, keys, roster, letters, seq_required=False)
+        log["seq"] = self._match(sheet.name, keys, roster, self.letters[sheet.key], seq_required=False)
         return log
 
     def check_exempt_records(self, roster: pd.DataFrame) -> None:

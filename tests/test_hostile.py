@@ -375,3 +375,30 @@ def test_a_branch_that_trips_a_bug_in_scoring_does_not_sink_the_others_scored_wi
     assert status == {f"{n}.xlsx": "rejected" if n == 3 else "accepted" for n in range(8)}
     listing = (tmp_path / "out" / "问题反馈" / "3_问题清单.txt").read_text(encoding="utf-8-sig")
     assert "处理时出错" in listing and "ZeroDivisionError" in listing
+
+
+def test_a_workbook_that_trips_a_bug_in_validation_does_not_sink_the_others_validated_with_it(tmp_path,
+                                                                                               monkeypatch):
+    """Workbooks are validated together too; one that makes validation fail is reported alone."""
+    from pointsbatch import validate
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(6):
+        build(inbox / f"{n}.xlsx", info_over={"branch": f"第{n}支部"},
+              roster=[member(1, "炸弹" if n == 4 else "张三"), member(2, "李四")])
+    real = validate._Context.check_across
+
+    def fragile(self):
+        if (self.typed["roster"]["name"] == "炸弹").any():
+            raise KeyError("a bug")
+        return real(self)
+
+    monkeypatch.setattr(validate._Context, "check_across", fragile)
+    result = run(inbox, tmp_path / "out")
+    assert result.exit_code == 1
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert {f["name"]: f["status"] for f in manifest["files"]} == {
+        f"{n}.xlsx": "rejected" if n == 4 else "accepted" for n in range(6)}
+    listing = (tmp_path / "out" / "问题反馈" / "4_问题清单.txt").read_text(encoding="utf-8-sig")
+    assert "处理时出错" in listing and "KeyError" in listing

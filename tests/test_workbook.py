@@ -292,3 +292,32 @@ def test_every_command_and_option_has_help():
         for param in command.params:
             if param.param_type_name == "option" and param.name != "help":
                 assert param.help, f"{name} {param.name}"
+
+
+def test_workbooks_validated_together_get_what_each_gets_alone(tmp_path):
+    """The batch validates a chunk of workbooks in one pass: problems, typed tables and refusals are the same."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from pointsbatch.rules import load_rules
+    from pointsbatch.validate import validate_workbook, validate_workbooks
+    from pointsbatch.workbook.read import read_workbook
+
+    samples = sorted((Path(__file__).parent.parent / "sample_workbooks").glob("*.xlsx"))
+    extra = [build(tmp_path / "late.xlsx", roster=[member(1, "张三"), member(2, "李四")],
+                   incentive=[act("张三", "志愿服务", 5), act("李四", "志愿服务", 2, when=dt.date(YEAR + 1, 1, 2))]),
+             tmp_path / "garbage.xlsx"]
+    extra[1].write_bytes(b"not a workbook")
+    books = [read_workbook(p) for p in [*samples, *extra]]
+    rules = load_rules()
+    together = validate_workbooks(books, rules, "annual")
+    assert sum(v.branch is None for v in together) == 3  # 青石社区, the late entries, the garbage
+    for book, joint in zip(books, together, strict=True):
+        alone = validate_workbook(book, rules, "annual")
+        assert [(p.sheet, p.cell, p.code, p.message) for p in joint.problems] == \
+               [(p.sheet, p.cell, p.code, p.message) for p in alone.problems]
+        assert (joint.branch is None) == (alone.branch is None)
+        if alone.branch is not None:
+            for name in ("roster", "attendance", "incentive", "negative", "veto", "objections"):
+                pd.testing.assert_frame_equal(getattr(joint.branch, name), getattr(alone.branch, name))
