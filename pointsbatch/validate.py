@@ -113,7 +113,7 @@ def _check_values(contexts: list[_Context]) -> None:
             parsed = ctx.parsed[key][1]
             frames.append(parsed.set_axis(parsed.index + i * _ROW_SPAN, axis=0))
         stacked = pd.concat(frames) if len(frames) > 1 else frames[0]
-        found: dict[int, list[tuple[int, str, str]]] = {}
+        found: dict[int, list[tuple[int, str | None, str]]] = {}
         for index, column, check in schema_failures(schema, stacked):
             book, row = divmod(int(index), _ROW_SPAN)
             found.setdefault(book, []).append((row, column, check))
@@ -297,7 +297,7 @@ class _Context:
         return {p.sheet for p in self.book.problems if p.code == "sheet_missing"}
 
     # one table: the problems pandera found in its cells, then typed values
-    def typed_table(self, key: str, failures: list[tuple[int, str, str]]) -> pd.DataFrame:
+    def typed_table(self, key: str, failures: list[tuple[int, str | None, str]]) -> pd.DataFrame:
         table, parsed = self.parsed[key]
         sheet = table.sheet
         frame = table.frame
