@@ -203,9 +203,16 @@ def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, contex
 
 def _values(sheet: _Sheet, items: list[Any], context: dict[str, Any]) -> list[list[Any]]:
     """The repeated rows' values: one list per item, one value per cell of the repeat row."""
-    scope = dict(context)
     var = sheet.repeat_var
-    getters = [value if callable(value) else (lambda _s, v=value: v) for _c, value, _s in sheet.repeat_cells]
+    values = [value for _c, value, _s in sheet.repeat_cells]
+    if all(isinstance(item, dict) for item in items) and all(
+            not callable(v) or (isinstance(v, _Attribute) and v.var == var) for v in values):
+        # the usual repeat row, `{{ x.key }}` in every cell: no scope to build per item
+        keys = [v.attr if callable(v) else None for v in values]
+        return [[_native(item.get(k)) if k is not None else _native(v) for k, v in zip(keys, values, strict=True)]
+                for item in items]
+    scope = dict(context)
+    getters = [value if callable(value) else (lambda _s, v=value: v) for value in values]
     rows = []
     for item in items:
         scope[var] = item
@@ -296,6 +303,11 @@ class _Rows(Worksheet):
 
 def _native(value: Any) -> Any:
     """A value XlsxWriter's `write` takes as it is: no NaN or infinity, no numpy scalar, no control character."""
+    kind = type(value)
+    if kind is int or kind is bool or value is None:  # the common cases first, by exact type
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         return ILLEGAL.sub("", value) if ILLEGAL.search(value) else value
     if isinstance(value, float) and not math.isfinite(value):
@@ -559,12 +571,18 @@ def _compile_expression(env: jinja2.Environment, text: str) -> Getter:
 
 
 def _attribute_getter(var: str, attr: str) -> Getter:
+    return _Attribute(var, attr)
+
+
+@dataclass(frozen=True)
+class _Attribute:
     """What Jinja's `var.attr` gives: an attribute, else the item of that name, else None."""
 
-    def get(scope: dict[str, Any]) -> Any:
-        obj = scope[var]
-        if isinstance(obj, dict):
-            return obj.get(attr)
-        return getattr(obj, attr, None)
+    var: str
+    attr: str
 
-    return get
+    def __call__(self, scope: dict[str, Any]) -> Any:
+        obj = scope[self.var]
+        if isinstance(obj, dict):
+            return obj.get(self.attr)
+        return getattr(obj, self.attr, None)
