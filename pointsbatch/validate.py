@@ -85,8 +85,7 @@ def validate_workbooks(books: list[RawWorkbook], rules: Rules, period: str = "an
     readable = [ctx for ctx in contexts if ctx.book.readable]
     for ctx in readable:
         ctx.check_info()
-        ctx.parse_tables()
-    _check_values(readable)
+    _check_tables(readable)
     for ctx in readable:
         ctx.check_across()
     out = []
@@ -100,25 +99,34 @@ def validate_workbooks(books: list[RawWorkbook], rules: Rules, period: str = "an
 _ROW_SPAN = 1_000_000  # above any sheet's row count (read.MAX_SHEET_ROWS): stacked row keys are book * span + row
 
 
-def _check_values(contexts: list[_Context]) -> None:
-    """Each sheet shape's pandera schema, run once over the parsed cells of every book having that shape."""
-    groups: dict[tuple, list[tuple[_Context, str]]] = {}
+def _check_tables(contexts: list[_Context]) -> None:
+    """Every table of every book parsed, checked by its sheet's pandera schema and typed: the tables of one shape
+    (sheet, columns present, year) stacked, so that each step is one pass over all of them."""
+    groups: dict[tuple, list[tuple[_Context, RawTable]]] = {}
     for ctx in contexts:
-        for key, (table, parsed) in ctx.parsed.items():
-            groups.setdefault((table.sheet, tuple(parsed.columns), ctx.year), []).append((ctx, key))
+        for sheet in spec.TABLE_SHEETS:
+            table = ctx.book.tables.get(sheet.key)
+            if table is not None:
+                groups.setdefault((sheet, tuple(table.frame.columns), ctx.year), []).append((ctx, table))
     for (sheet, present, year), members in groups.items():
-        schema = table_schema(sheet, present, members[0][0].rules, year)
-        frames = []
-        for i, (ctx, key) in enumerate(members):
-            parsed = ctx.parsed[key][1]
-            frames.append(parsed.set_axis(parsed.index + i * _ROW_SPAN, axis=0))
-        stacked = pd.concat(frames) if len(frames) > 1 else frames[0]
+        frames = [table.frame.set_axis(table.frame.index + i * _ROW_SPAN, axis=0)
+                  for i, (_ctx, table) in enumerate(members)]
+        raw = pd.concat(frames) if len(frames) > 1 else frames[0]
+        parsed = pd.DataFrame({key: _map_distinct(raw[key], parser_for(sheet.column(key))) for key in present},
+                              index=raw.index)
         found: dict[int, list[tuple[int, str | None, str]]] = {}
-        for index, column, check in schema_failures(schema, stacked):
+        for index, column, check in schema_failures(table_schema(sheet, present, members[0][0].rules, year), parsed):
             book, row = divmod(int(index), _ROW_SPAN)
             found.setdefault(book, []).append((row, column, check))
-        for i, (ctx, key) in enumerate(members):
-            ctx.typed[key] = ctx.typed_table(key, found.get(i, []))
+        typed = pd.DataFrame({
+            col.key: [None if v is INVALID else v for v in parsed[col.key].tolist()] if col.key in present else None
+            for col in sheet.columns}, index=raw.index, dtype=object)
+        start = 0
+        for i, (ctx, table) in enumerate(members):
+            end = start + len(table.frame)
+            ctx.typed[sheet.key] = ctx.typed_table(table, typed.iloc[start:end].set_axis(table.frame.index, axis=0),
+                                                   found.get(i, []))
+            start = end
 
 
 def _with_ceiling(problems: list[Problem]) -> list[Problem]:
@@ -230,20 +238,10 @@ class _Context:
         self.typed: dict[str, pd.DataFrame] = {}
         self.attendance = pd.DataFrame()
         self.letters: dict[str, dict[str, str]] = {}  # by sheet key: column key -> the column's letter
-        self.parsed: dict[str, tuple[RawTable, pd.DataFrame]] = {}  # by sheet key
+        self._index: tuple[dict, dict, dict, set] | None = None
 
     def add(self, code: str, sheet: str, cell: str, value: Any = "", **extra: Any) -> None:
         self.problems.append(problem(code, sheet, cell, value, year=self.year, **extra))
-
-    def parse_tables(self) -> None:
-        """Each table's cells parsed by their column's parser (INVALID where a cell does not parse)."""
-        for sheet in spec.TABLE_SHEETS:
-            table = self.book.tables.get(sheet.key)
-            if table is not None:
-                frame = table.frame
-                self.parsed[sheet.key] = (table, pd.DataFrame(
-                    {key: _map_distinct(frame[key], parser_for(sheet.column(key))) for key in frame.columns},
-                    index=frame.index))
 
     def check_across(self) -> None:
         """The checks across rows and sheets, once every table is typed."""
@@ -296,12 +294,11 @@ class _Context:
     def _missing_sheets(self) -> set[str]:
         return {p.sheet for p in self.book.problems if p.code == "sheet_missing"}
 
-    # one table: the problems pandera found in its cells, then typed values
-    def typed_table(self, key: str, failures: list[tuple[int, str | None, str]]) -> pd.DataFrame:
-        table, parsed = self.parsed[key]
+    # one table: the problems pandera found in its cells, and its typed values
+    def typed_table(self, table: RawTable, typed: pd.DataFrame,
+                    failures: list[tuple[int, str | None, str]]) -> pd.DataFrame:
         sheet = table.sheet
         frame = table.frame
-        present = tuple(frame.columns)
         bad_rows: set[int] = set()
         for row, column, code in failures:
             if column is None:  # a check on the whole table; every check here is on one column
@@ -313,9 +310,7 @@ class _Context:
             self.add(code, sheet.name, table.cell(column, row), value, row=row, header=col.header,
                      hi=_n(inc.activity_max), lo=0, step=_n(inc.step), length=len(str(value)), **extra)
             bad_rows.add(row)
-        typed = pd.DataFrame({
-            col.key: [None if v is INVALID else v for v in parsed[col.key].tolist()] if col.key in present else None
-            for col in sheet.columns}, index=frame.index, dtype=object)
+        typed = typed.copy()  # a slice of the stacked tables: its own from here on
         typed["row"] = typed.index
         letter = table.letters.get(sheet.main_key, "A")
         typed["cell"] = [f"{letter}{r}" for r in typed.index]
@@ -388,45 +383,49 @@ class _Context:
                          f"{self.letters['roster'].get('name', 'B')}{row}", name, row=row)
         if not events:
             return
-        # one row per member and event, event by event (what DataFrame.melt gives, without its overhead)
+        # one row per member and event, event by event (what DataFrame.melt gives), as plain arrays: a grid is a
+        # thousand cells holding a handful of distinct marks, each parsed once
         headers = [e.header for e in events]
         n = len(frame)
+        rows = np.tile(frame.index.to_numpy(), len(events))
+        raw = frame[headers].to_numpy(dtype=object).ravel(order="F").tolist()
+        event_of = np.repeat(np.arange(len(events)), n)
+        months_of = np.repeat([months[h] for h in headers], n)
+        memo: dict[tuple[type, Any], tuple[bool, bool, bool, str]] = {}
+        parsed = []
+        for value in raw:
+            key = (type(value), value)
+            found = memo.get(key)
+            if found is None:
+                mark = parse_choice(value, spec.MARK)
+                found = memo[key] = (mark is INVALID, is_blank(mark), mark is not INVALID and mark == "假",
+                                     "blank" if is_blank(mark) or mark is INVALID else spec.MARK_CODES[mark])
+            parsed.append(found)
+        columns = list(zip(*parsed, strict=True)) if parsed else [(), (), (), ()]  # (an empty grid has no rows)
+        invalid, blank, leave, codes = (np.array(part, dtype=bool if k < 3 else object)
+                                        for k, part in enumerate(columns))
+        names = dict(zip(keys.index.tolist(), keys["name"].tolist(), strict=True))
 
-        def per_event(values: list[Any]) -> np.ndarray:
-            return np.repeat(np.asarray(values, dtype=object), n)
+        def report(code: str, at: np.ndarray, value: Any = None) -> None:
+            for i in np.flatnonzero(at).tolist():
+                event, row = events[event_of[i]], int(rows[i])
+                self.add(code, sheet, f"{grid.letters[event.header]}{row}",
+                         raw[i] if value is None else (names.get(row) or ""), row=row, header=event.header)
 
-        long = pd.DataFrame({
-            "row": np.tile(frame.index.to_numpy(), len(events)),
-            "member": np.tile(matched.to_numpy(dtype=object), len(events)),
-            "event": per_event(headers),
-            "raw": frame[headers].to_numpy(dtype=object).ravel(order="F"),
-            "item": per_event([e.item for e in events]),
-            "dues": np.repeat([e.dues for e in events], n),
-            "month": np.repeat([months[h] for h in headers], n),
-            "letter": per_event([grid.letters[h] for h in headers]),
-            "col": np.repeat([_column_index(grid.letters[h]) for h in headers], n),
+        report("attendance_not_mark", invalid)
+        report("attendance_blank", blank & (months_of <= self.period.last_month), value=True)
+        report("attendance_leave_for_dues", leave & np.repeat([e.dues for e in events], n))
+        letters = [grid.letters[h] for h in headers]
+        self.attendance = pd.DataFrame({
+            "seq": np.tile(matched.to_numpy(dtype=object), len(events)),
+            "event": np.repeat(np.asarray(headers, dtype=object), n),
+            "item": np.repeat(np.asarray([e.item for e in events], dtype=object), n),
+            "month": months_of,
+            "mark": codes,
+            "row": rows,
+            "cell": [f"{letters[e]}{r}" for e, r in zip(event_of.tolist(), rows.tolist(), strict=True)],
+            "col": np.repeat([_column_index(letter) for letter in letters], n),
         })
-        long["in_period"] = long["month"] <= self.period.last_month
-        long["mark"] = _map_distinct(long["raw"], lambda v: parse_choice(v, spec.MARK))
-        for i in long.index[long["mark"] == INVALID]:
-            self._grid_problem("attendance_not_mark", long, i)
-        blank = np.fromiter((is_blank(m) for m in long["mark"].tolist()), dtype=bool, count=len(long))
-        for i in long.index[blank & long["in_period"].to_numpy()]:
-            self._grid_problem("attendance_blank", long, i, value=keys.at[long.at[i, "row"], "name"] or "")
-        for i in long.index[long["dues"] & (long["mark"] == "假")]:
-            self._grid_problem("attendance_leave_for_dues", long, i)
-        long["mark"] = _map_distinct(long["mark"],
-                                     lambda m: "blank" if is_blank(m) or m is INVALID else spec.MARK_CODES[m])
-        long["cell"] = long["letter"] + long["row"].astype(str)
-        self.attendance = long[["member", "event", "item", "month", "mark", "row", "cell", "col"]].rename(
-            columns={"member": "seq"}
-        )
-
-    def _grid_problem(self, code: str, long: pd.DataFrame, i: Any, value: Any = None) -> None:
-        row = long.at[i, "row"]
-        event = long.at[i, "event"]
-        self.add(code, spec.GRID_SHEET, f"{long.at[i, 'letter']}{row}",
-                 long.at[i, "raw"] if value is None else value, row=row, header=event)
 
     def event_months(self, dates: dict[str, Any], letters: dict[str, str]) -> dict[str, int]:
         """The month each event belongs to: its date in row 2 if given, else its slot's last month."""
@@ -449,16 +448,29 @@ class _Context:
         return months
 
     # members named in the grid and the logs
+    def _roster_index(self, roster: pd.DataFrame) -> tuple[dict, dict, dict, set]:
+        """(name by 序号, 序号 by unique name, count by name, every name) of the roster; made once."""
+        if self._index is None:
+            seqs, names = roster["seq"].tolist(), roster["name"].tolist()
+            counts: dict[Any, int] = {}
+            for name in names:
+                if name is not None:
+                    counts[name] = counts.get(name, 0) + 1
+            named = [(seq, name) for seq, name in zip(seqs, names, strict=True)
+                     if not is_blank(seq) and name is not None]
+            seq_counts: dict[Any, int] = {}
+            for seq, _name in named:
+                seq_counts[seq] = seq_counts.get(seq, 0) + 1
+            valid = [(seq, name) for seq, name in named if seq_counts[seq] == 1]
+            name_by_seq = dict(valid)
+            seq_by_name = {name: seq for seq, name in valid if counts[name] == 1}
+            self._index = (name_by_seq, seq_by_name, counts, set(counts))
+        return self._index
+
     def _match(self, sheet: str, keys: pd.DataFrame, roster: pd.DataFrame, letters: dict[str, str],
                seq_required: bool) -> pd.Series:
         """The roster 序号 each row refers to (None where it refers to nobody), reporting why not."""
-        valid = roster[roster["seq"].notna() & roster["name"].notna()]
-        valid = valid[~valid["seq"].duplicated(keep=False)]
-        name_by_seq = dict(zip(valid["seq"], valid["name"], strict=True))
-        counts = roster["name"].value_counts()
-        unique_names = valid[valid["name"].map(counts) == 1]
-        seq_by_name = dict(zip(unique_names["name"], unique_names["seq"], strict=True))
-        roster_names = set(roster["name"].dropna())
+        name_by_seq, seq_by_name, counts, roster_names = self._roster_index(roster)
         found_seqs: dict[Any, int] = {}
         seq_letter, name_letter = letters.get("seq", "A"), letters.get("name", "B")
         for row, seq, name in zip(keys.index.tolist(), keys["seq"].tolist(), keys["name"].tolist(), strict=True):
