@@ -202,21 +202,20 @@ def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, contex
 
 
 def _values(sheet: _Sheet, items: list[Any], context: dict[str, Any]) -> list[list[Any]]:
-    """The repeated rows' values: one list per item, one value per cell of the repeat row."""
+    """The repeated rows' values as the template gives them: one list per item, one per cell of the repeat row."""
     var = sheet.repeat_var
     values = [value for _c, value, _s in sheet.repeat_cells]
     if all(isinstance(item, dict) for item in items) and all(
             not callable(v) or (isinstance(v, _Attribute) and v.var == var) for v in values):
         # the usual repeat row, `{{ x.key }}` in every cell: no scope to build per item
         keys = [v.attr if callable(v) else None for v in values]
-        return [[_native(item.get(k)) if k is not None else _native(v) for k, v in zip(keys, values, strict=True)]
-                for item in items]
+        return [[item.get(k) if k is not None else v for k, v in zip(keys, values, strict=True)] for item in items]
     scope = dict(context)
     getters = [value if callable(value) else (lambda _s, v=value: v) for value in values]
     rows = []
     for item in items:
         scope[var] = item
-        rows.append([_native(get(scope)) for get in getters])
+        rows.append([get(scope) for get in getters])
     return rows
 
 
@@ -268,32 +267,43 @@ class _Rows(Worksheet):
         finally:
             self.dim_rowmin, self.dim_rowmax = low, high
 
+    def _cell_tail(self, value: Any, s: str, date_s: str) -> str:
+        """A cell's XML after its row number: `"` + style, type and value (nothing for an unstyled blank)."""
+        value = _native(value)
+        if value is None or value == "":
+            return f'"{s}/>' if s else ""
+        if isinstance(value, str):
+            space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
+            text = value[:32767].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            return f'"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+        if isinstance(value, bool):
+            return f'"{s} t="b"><v>{int(value)}</v></c>'
+        if isinstance(value, (int, float)):
+            return f'"{s}><v>{value:.16G}</v></c>'
+        return f'"{date_s}><v>{self._convert_date_time(value):.16G}</v></c>'  # a date or datetime
+
     def _write_block(self, first: int, rows: list[list[Any]], columns: list[tuple[str, Any, Any]],
                      height: float | None) -> None:
         def style(fmt: Any) -> str:
             return f' s="{fmt._get_xf_index()}"' if fmt is not None and fmt._get_xf_index() else ""
 
-        cols = [(f'<c r="{letter}', style(fmt), style(date)) for letter, fmt, date in columns]
+        cols = [(f'<c r="{letter}', style(fmt), style(date), {}) for letter, fmt, date in columns]
         row_attrs = ""
         if height is not None:  # as XlsxWriter's set_row: snapped to whole pixels
             row_attrs = f' ht="{int(height * 4.0 / 3.0 + 0.5) * 0.75:.16g}" customHeight="1"'
         out: list[str] = []
         for n, values in enumerate(rows, start=first + 1):
             out.append(f'<row r="{n}"{row_attrs}>')
-            for (head, s, date_s), value in zip(cols, values, strict=True):
-                if value is None or value == "":
-                    if s:
-                        out.append(f'{head}{n}"{s}/>')
-                elif isinstance(value, str):
-                    space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
-                    text = value[:32767].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                    out.append(f'{head}{n}"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>')
-                elif isinstance(value, bool):
-                    out.append(f'{head}{n}"{s} t="b"><v>{int(value)}</v></c>')
-                elif isinstance(value, (int, float)):
-                    out.append(f'{head}{n}"{s}><v>{value:.16G}</v></c>')
-                else:  # a date or datetime
-                    out.append(f'{head}{n}"{date_s}><v>{self._convert_date_time(value):.16G}</v></c>')
+            for (head, s, date_s, made), value in zip(cols, values, strict=True):
+                try:  # a column repeats its values (names, items, notes): each cell's tail is made once
+                    key = (type(value), value)
+                    tail = made.get(key)
+                    if tail is None:
+                        tail = made[key] = self._cell_tail(value, s, date_s)
+                except TypeError:  # an unhashable value
+                    tail = self._cell_tail(value, s, date_s)
+                if tail:
+                    out.append(f"{head}{n}{tail}")
             out.append("</row>")
             if len(out) > 4096:
                 self.fh.write("".join(out))
