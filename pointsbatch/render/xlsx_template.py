@@ -287,7 +287,8 @@ class _Rows(Worksheet):
         def style(fmt: Any) -> str:
             return f' s="{fmt._get_xf_index()}"' if fmt is not None and fmt._get_xf_index() else ""
 
-        cols: list[tuple[str, str, str, dict[tuple[type, Any], str]]] = [(f'<c r="{letter}', style(fmt), style(date), {}) for letter, fmt, date in columns]
+        cols: list[tuple[str, str, str, dict[tuple[type, Any], str]]] = [
+            (f'<c r="{letter}', style(fmt), style(date), {}) for letter, fmt, date in columns]
         row_attrs = ""
         if height is not None:  # as XlsxWriter's set_row: snapped to whole pixels
             row_attrs = f' ht="{int(height * 4.0 / 3.0 + 0.5) * 0.75:.16g}" customHeight="1"'
