@@ -28,6 +28,7 @@ MAX_UNCOMPRESSED_BYTES = 300 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
 MAX_SHEET_ROWS = 20_000
 MAX_SHEET_COLUMNS = 200
+KEEP_PART_BYTES = 16 * 1024 * 1024  # parts read once for the checks are kept for the formula scan up to this size
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
@@ -119,7 +120,8 @@ def read_workbook(path: Path) -> RawWorkbook:
     """Read every sheet the spec names; never raises for a bad file, returns its problems instead."""
     path = Path(path)
     book = RawWorkbook(path)
-    trouble = _precheck(path)
+    parts: dict[str, bytes] = {}
+    trouble = _precheck(path, parts)
     if trouble:
         book.problems.append(trouble)
         return book
@@ -141,7 +143,7 @@ def read_workbook(path: Path) -> RawWorkbook:
         wb.close()
     if book.readable:
         try:
-            book.problems += uncalculated_formulas(path)
+            book.problems += uncalculated_formulas(path, parts)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
             book.problems.append(problem("file_unreadable", "", "", detail=_short(exc)))
     return book
@@ -155,18 +157,24 @@ _REL_ENTRY_REVERSED = re.compile(rb'<Relationship\b[^>]*\bTarget="([^"]*)"[^>]*\
 MAX_FORMULA_REPORTS = 50
 
 
-def uncalculated_formulas(path: Path) -> list[Problem]:
+def uncalculated_formulas(path: Path, parts: dict[str, bytes] | None = None) -> list[Problem]:
     """Cells holding a formula that was never calculated (no cached value): a reader would see them as blank.
 
     Workbooks saved by Excel, WPS or LibreOffice always carry the results; ones written by scripts often do not.
+    `parts`: the workbook's parts already read (by name); the others are read from the file.
     """
     import html
 
     problems: list[Problem] = []
+    known = parts or {}
     with zipfile.ZipFile(path) as zf:
+
+        def read(name: str) -> bytes:
+            return known[name] if name in known else zf.read(name)
+
         try:
-            workbook = zf.read("xl/workbook.xml")
-            rels = zf.read("xl/_rels/workbook.xml.rels")
+            workbook = read("xl/workbook.xml")
+            rels = read("xl/_rels/workbook.xml.rels")
         except KeyError:
             return problems
         targets = {rid: target for rid, target in _REL_ENTRY.findall(rels)}
@@ -178,7 +186,7 @@ def uncalculated_formulas(path: Path) -> list[Problem]:
             part = target if target.startswith("xl/") else f"xl/{target}"
             if name not in wanted or part not in zf.namelist():
                 continue
-            data = zf.read(part)
+            data = read(part)
             if not _ANY_FORMULA.search(data):  # (not "<f" alone: <formula1> of every drop-down matches that)
                 continue
             for cell in _FORMULA_NO_VALUE.findall(data)[:MAX_FORMULA_REPORTS]:
@@ -200,8 +208,10 @@ def _short(exc: BaseException) -> str:
     return text[:80]
 
 
-def _precheck(path: Path) -> Problem | None:
-    """Refuse files that are not .xlsx, are encrypted or .xls, or would inflate beyond reason."""
+def _precheck(path: Path, parts: dict[str, bytes] | None = None) -> Problem | None:
+    """Refuse files that are not .xlsx, are encrypted or .xls, or would inflate beyond reason.
+
+    `parts` receives the XML parts under xl/ (up to KEEP_PART_BYTES each) as read, for `uncalculated_formulas`."""
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -232,14 +242,17 @@ def _precheck(path: Path) -> Problem | None:
             if "xl/workbook.xml" not in names:
                 return problem("file_unreadable", "", "", detail="不是Excel工作簿")
             for info in zf.infolist():
+                try:
+                    data = zf.read(info)  # every part read whole once: zipfile checks its CRC
+                except zipfile.BadZipFile:
+                    return problem("file_unreadable", "", "", detail="文件已损坏")
                 # Office never writes a DOCTYPE; one in a part is an entity bomb or worse
                 if info.filename.endswith((".xml", ".rels")):
-                    with zf.open(info) as part:
-                        prolog = part.read(4096)
+                    prolog = data[:4096]
                     if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
                         return problem("file_unreadable", "", "", detail="含有不允许的XML实体声明")
-            if zf.testzip() is not None:
-                return problem("file_unreadable", "", "", detail="文件已损坏")
+                    if parts is not None and info.filename.startswith("xl/") and len(data) <= KEEP_PART_BYTES:
+                        parts[info.filename] = data
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
             NotImplementedError) as exc:  # zipfile raises NotImplementedError for a compression method it lacks
         return problem("file_unreadable", "", "", detail=_short(exc) or "文件不完整")
