@@ -354,24 +354,27 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
         raise RunError(f"无法读取收件文件夹 {inbox}：{exc.strerror or exc}") from exc
     from .jinja import use_templates
 
-    rules = load_rules(options.rules_path)
-    registry = read_registry(options.registry) if options.registry else None
-    if options.templates is not None and not Path(options.templates).is_dir():
-        raise RunError(f"找不到模板文件夹 {options.templates}")
-    use_templates(options.templates)
-    _check_output_templates()
-    out = out.resolve()
-    if out == inbox.resolve() or inbox.resolve() in out.parents:
-        raise RunError("输出文件夹不能在收件文件夹里面")
-    recover_interrupted(out)
-    staging = _make_staging(out)
-    try:
-        report = _run_into(staging, entries, options, rules, registry, progress)
-        report.out = out
-        swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    workbooks = sum(classify(path)[0] == "process" for path in entries)
+    # the workers start now, so that their imports overlap the checks below
+    with _workers(options.jobs if workbooks > 1 else 1, options.templates) as pool:
+        rules = load_rules(options.rules_path)
+        registry = read_registry(options.registry) if options.registry else None
+        if options.templates is not None and not Path(options.templates).is_dir():
+            raise RunError(f"找不到模板文件夹 {options.templates}")
+        use_templates(options.templates)
+        _check_output_templates()
+        out = out.resolve()
+        if out == inbox.resolve() or inbox.resolve() in out.parents:
+            raise RunError("输出文件夹不能在收件文件夹里面")
+        recover_interrupted(out)
+        staging = _make_staging(out)
+        try:
+            report = _run_into(staging, entries, options, rules, registry, progress, pool)
+            report.out = out
+            swap_in(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return report
 
 
@@ -403,7 +406,8 @@ def _make_staging(out: Path) -> Path:
 
 
 def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Rules,
-              registry: dict[str, RegistryEntry] | None, progress: Callable[[str], None] | None) -> RunReport:
+              registry: dict[str, RegistryEntry] | None, progress: Callable[[str], None] | None,
+              pool: ProcessPoolExecutor | None) -> RunReport:
     results: list[FileResult] = []
     jobs: list[_Job] = []
     notice_start = options.notice_start or options.run_date
@@ -418,8 +422,7 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
         else:
             jobs.append(_Job(path, staging, rules, options.period, options.year, options.run_date, notice_start,
                              options.contact, options.templates))
-    with _workers(options.jobs if len(jobs) > 1 else 1) as pool:
-        return _finish(staging, results, jobs, options, rules, registry, progress, pool)
+    return _finish(staging, results, jobs, options, rules, registry, progress, pool)
 
 
 def _finish(staging: Path, results: list[FileResult], jobs: list[_Job], options: RunOptions, rules: Rules,
@@ -465,7 +468,7 @@ def _sha_or_blank(path: Path) -> str:
 
 
 @contextmanager
-def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
+def _workers(count: int, templates: Path | None = None) -> Iterator[ProcessPoolExecutor | None]:
     """The worker processes of a run (None: everything in this process)."""
     if count <= 1:
         yield None
@@ -475,8 +478,32 @@ def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
     # "spawn" everywhere: workers start as they do on the clerk's Windows PC, knowing only what they are given
     # (a forked worker would quietly inherit this process's state, and tests on Linux would not notice if a
     # worker needed something it was not sent)
-    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_warm_up, initargs=(templates,)) as pool:
+        for _ in range(count):  # a pool starts its processes on demand: start them all now
+            pool.submit(_ready)
         yield pool
+
+
+def _warm_up(templates: Path | None) -> None:
+    """A new worker imports what the work needs and reads the output templates before the first chunk arrives."""
+    try:
+        from .jinja import template_path, use_templates
+        from .render.branch import RESULTS_TEMPLATE, render_results  # noqa: F401  (pandas, XlsxWriter, Jinja)
+        from .render.town import SUMMARY_TEMPLATE
+        from .render.xlsx_template import check_template
+        from .score import score_branches  # noqa: F401
+        from .validate import validate_workbooks  # noqa: F401  (pandera)
+
+        use_templates(templates)
+        for name in (RESULTS_TEMPLATE, SUMMARY_TEMPLATE):
+            check_template(template_path(name))
+    except Exception:  # a template the main process is about to refuse, say: the run reports it, not this
+        pass
+
+
+def _ready() -> None:
+    """Nothing: a task that makes the pool start a worker."""
 
 
 def _submit(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], *args: Any) -> Future:

@@ -18,6 +18,9 @@ RESULTS_TEMPLATE = "支部积分结果.xlsx"
 
 
 def _clean(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:  # the common cases first, by exact type
+        return value
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
