@@ -245,7 +245,7 @@ def _scores(branches: list[Any], job: _Job) -> list[tuple[Any, Any]]:
     annual = score_branches(branches, job.rules, job.period)
     if job.period != "annual":
         return [(s, None) for s in annual]
-    h1 = score_branches(branches, job.rules, "h1", flags=False)  # the annual results show the half-year total
+    h1 = score_branches(branches, job.rules, "h1", detail=False)  # the annual results show the half-year totals
     return list(zip(annual, h1, strict=True))
 
 

@@ -44,10 +44,11 @@ def score_branch(branch: Branch, rules: Rules, period: str = "annual") -> Scores
     return score_branches([branch], rules, period)[0]
 
 
-def score_branches(branches: list[Branch], rules: Rules, period: str = "annual", flags: bool = True) -> list[Scores]:
+def score_branches(branches: list[Branch], rules: Rules, period: str = "annual", detail: bool = True) -> list[Scores]:
     """Score many branches in one pass over their stacked tables; the same result as one branch at a time.
 
-    `flags=False` leaves the second-look flags empty (the half-year scores an annual run shows need none).
+    `detail=False` gives the members' totals only (the half-year scores an annual run shows): no second-look flags,
+    and the ledger is left empty.
 
     Each member gets a key in the stacked tables, in (branch, 序号) order, so that every group-by sees one member
     per key and sorts as it would within one branch; the keys are turned back into 序号 when the result is split.
@@ -71,14 +72,14 @@ def score_branches(branches: list[Branch], rules: Rules, period: str = "annual",
         if name == "attendance":
             table["branch"] = owner
         tables[name] = table
-    whole = _score(tables, rules, per, pd.Series(rates, dtype=float), flags)
-    return _split(whole, branch_of, seq_of, len(branches))
+    whole = _score(tables, rules, per, rates, detail)
+    return _split(whole, branch_of, seq_of, len(branches), detail)
 
 
 _SEQ_SPAN = 1 << 32  # above any 序号 a workbook can hold
 
 
-def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Series, with_flags: bool) -> Scores:
+def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Series, detail: bool) -> Scores:
     roster = t["roster"]
     scored = roster[~roster["exempt"]]
     names = dict(zip(roster["seq"], roster["name"], strict=True))
@@ -87,8 +88,8 @@ def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Seri
     att = att[(att["month"] <= per.last_month) & att["seq"].isin(seqs)]
     absence = detect_absence_vetoes(att, rules, per)
     parts = [
-        base_ledger(att, rules),
-        incentive_ledger(_in_period(t["incentive"], per, seqs), rules),
+        base_ledger(att, rules, detail),
+        incentive_ledger(_in_period(t["incentive"], per, seqs), rules, detail),
         deduction_ledger(_in_period(t["negative"], per, seqs), rules),
     ]
     ledger = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
@@ -96,14 +97,14 @@ def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Seri
     ledger = pd.concat([ledger, floor_ledger(ledger, rules)], ignore_index=True)
     vetoes = collect_vetoes(_in_period(t["veto"], per, seqs), absence, rules)
     ledger = pd.concat([ledger, veto_ledger(ledger, vetoes)], ignore_index=True)
-    ledger["name"] = ledger["seq"].map(names)
+    ledger["name"] = ledger["seq"].map(names) if detail else None
     members = member_totals(roster, ledger, vetoes, rates, rules)
-    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names) if with_flags else \
+    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names) if detail else \
         pd.DataFrame(columns=["seq", "name", "flag", "note"])
     return Scores(per, members, ledger[LEDGER_COLUMNS], flags)
 
 
-def _split(whole: Scores, branch_of: np.ndarray, seq_of: np.ndarray, count: int) -> list[Scores]:
+def _split(whole: Scores, branch_of: np.ndarray, seq_of: np.ndarray, count: int, detail: bool = True) -> list[Scores]:
     """One Scores per branch, with the member keys turned back into 序号; rows keep their order."""
 
     def parts(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
@@ -113,7 +114,8 @@ def _split(whole: Scores, branch_of: np.ndarray, seq_of: np.ndarray, count: int)
         frame = frame.assign(seq=seq_of[keys])
         return {int(b): part.reset_index(drop=True) for b, part in frame.groupby(branch_of[keys], sort=False)}
 
-    members, ledger, flags = parts(whole.members), parts(whole.ledger), parts(whole.flags)
+    members = parts(whole.members)
+    ledger, flags = (parts(whole.ledger), parts(whole.flags)) if detail else ({}, {})
     return [Scores(whole.period, members.get(b, whole.members.iloc[0:0]), ledger.get(b, whole.ledger.iloc[0:0]),
                    flags.get(b, whole.flags.iloc[0:0])) for b in range(count)]
 
@@ -130,7 +132,7 @@ def _in_period(log: pd.DataFrame, per: Period, seqs: pd.Series) -> pd.DataFrame:
     return log[(months <= per.last_month) & log["seq"].isin(seqs)]
 
 
-def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def base_ledger(att: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.DataFrame:
     """One row per member and base item: the attended events times the item's points; then the prorating."""
     if att.empty:
         return _empty_ledger()
@@ -141,14 +143,14 @@ def base_ledger(att: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     grouped = attended.groupby(["seq", "item"], sort=False).agg(
         count=("value", "size"), points=("value", "sum"), row=("row", "first"), each=("value", "first"),
     ).reset_index()
-    grouped["cell"] = cell_ranges(attended, ["seq", "item"]).to_numpy()
+    grouped["cell"] = cell_ranges(attended, ["seq", "item"]).to_numpy() if detail else ""
     ledger = pd.DataFrame({
         "seq": grouped["seq"], "part": PART_BASE, "item": grouped["item"].map(names),
         "sheet": spec.GRID_SHEET, "row": grouped["row"], "cell": grouped["cell"],
         "raw": grouped["count"].astype(float), "multiplier": grouped["each"].astype(float),
         "points": grouped["points"].astype(float),
         "note": [_attended_note(c, e) for c, e in zip(grouped["count"].tolist(), grouped["each"].tolist(),
-                                                        strict=True)],
+                                                        strict=True)] if detail else "",
     })
     if not rules.base.prorate:
         return ledger
@@ -183,7 +185,7 @@ def _attended_note(count: int, each: float) -> str:
     return f"参加{count}次，每次{_n(each)}分"
 
 
-def incentive_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def incentive_ledger(log: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.DataFrame:
     """Each activity times the leading-role multiplier, then what the item cap and the total cap take back."""
     if log.empty:
         return _empty_ledger()
@@ -195,7 +197,7 @@ def incentive_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         "cell": log["cell"].values, "raw": log["points"].values.astype(float),
         "multiplier": mult, "points": log["points"].values.astype(float) * mult,
         "note": np.where(log["leading"], "带头作用，" + _n(inc.leading_multiplier) + "倍计分",
-                         "") + log["content"].fillna("").astype(str).map(lambda t: t[:40]).values,
+                         "") + log["content"].fillna("").astype(str).map(lambda t: t[:40]).values if detail else "",
     })
     cap = inc.effective_item_cap()
     sums = rows.groupby(["seq", "item"], sort=False)["points"].sum().reset_index()

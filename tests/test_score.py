@@ -321,3 +321,7 @@ def test_branches_scored_together_score_as_they_do_alone(wb):
             for part in ("members", "ledger", "flags"):
                 pd.testing.assert_frame_equal(getattr(both, part), getattr(alone, part), check_dtype=False)
             assert not both.members.empty and set(both.ledger["seq"]) <= set(branch.roster["seq"])
+        totals_only = score_branches(branches, rules, period, detail=False)
+        for full, bare in zip(together, totals_only, strict=True):  # what an annual run shows as the half-year total
+            pd.testing.assert_frame_equal(bare.members, full.members, check_dtype=False)
+            assert bare.ledger.empty and bare.flags.empty
