@@ -662,8 +662,9 @@ LEDGER_CSV_COLUMNS = ["branch", "seq", "name", "part", "item", "sheet", "row", "
                       "points", "note"]
 
 
-def ledger_rows(branch: str, entries: list[dict[str, Any]]) -> bytes:
-    """One branch's rows of ledger.csv (no header), as the CSV bytes they will be written as."""
+def ledger_rows(branch: str, entries: Any) -> bytes:
+    """One branch's rows of ledger.csv (no header), as the CSV bytes they will be written as; `entries` are the
+    ledger's records (render.branch.Records, or dicts)."""
     import csv
     import io
 
@@ -687,8 +688,12 @@ def ledger_rows(branch: str, entries: list[dict[str, Any]]) -> bytes:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    first, columns = text(branch), LEDGER_CSV_COLUMNS[1:]
-    w.writerows([first, *[cached(e.get(c)) for c in columns]] for e in entries)
+    n = len(entries)
+    by_column = getattr(entries, "columns", None)  # render.branch.Records
+    if by_column is None:
+        by_column = {c: [e.get(c) for e in entries] for c in LEDGER_CSV_COLUMNS[1:]}
+    columns = [[cached(v) for v in by_column[c]] if c in by_column else [""] * n for c in LEDGER_CSV_COLUMNS[1:]]
+    w.writerows(zip([text(branch)] * n, *columns, strict=True))
     return buf.getvalue().encode("utf-8")
 
 

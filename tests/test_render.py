@@ -227,7 +227,10 @@ def test_records_give_templates_plain_python_values():
 
     frame = pd.DataFrame({"seq": [1, 2], "points": [1.5, float("nan")], "name": pd.Series(["张三", None], dtype="str"),
                           "row": pd.Series([np.int64(3), pd.NA], dtype=object), "ok": [True, False]})
-    rows = records(frame)
+    table = records(frame)
+    assert len(table) == 2 and table[1]["name"] is None and table[-1] == table[1] and table[0:1] == [table[0]]
+    assert table.columns["points"] == [1.5, None]
+    rows = list(table)
     assert rows == [{"seq": 1, "points": 1.5, "name": "张三", "row": 3, "ok": True},
                     {"seq": 2, "points": None, "name": None, "row": None, "ok": False}]
     assert all(type(v) in (int, float, str, bool, type(None)) for r in rows for v in r.values())

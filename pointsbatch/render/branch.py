@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 
@@ -28,23 +29,51 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Plain dicts for templates: NaN and NA become None, numpy scalars become Python ones."""
-    cols = list(frame.columns)
-    columns = []
-    for c in cols:
+class Records(Sequence[dict[str, Any]]):
+    """A table's rows for templates, each a plain dict made when it is asked for; `columns` holds the same values
+    column by column, for the code that reads them that way (the .xlsx renderer, ledger.csv)."""
+
+    def __init__(self, columns: dict[str, list[Any]], length: int) -> None:
+        self.columns = columns
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.length))]
+        if not -self.length <= i < self.length:
+            raise IndexError(i)
+        return {key: values[i] for key, values in self.columns.items()}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        keys = list(self.columns)
+        for row in zip(*self.columns.values(), strict=True) if keys else ((),) * self.length:
+            yield dict(zip(keys, row, strict=True))
+
+
+def records(frame: pd.DataFrame) -> Records:
+    """Plain values for templates: NaN and NA become None, numpy scalars become Python ones."""
+    columns = {}
+    for c in frame.columns:
         values = frame[c].tolist()  # Python scalars, except inside object columns
         kind = frame[c].dtype.kind
         if kind == "f":
             values = [None if v != v else v for v in values]
         elif kind not in "iub":  # objects and strings: NaN, NA and numpy scalars may hide there
             values = [_clean(v) for v in values]
-        columns.append(values)
-    return [dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)] if cols else [
-        {} for _ in range(len(frame))]
+        columns[str(c)] = values
+    return Records(columns, len(frame))
 
 
-def member_rows(scores: Scores, h1: Scores | None = None) -> list[dict[str, Any]]:
+def member_rows(scores: Scores, h1: Scores | None = None) -> Records:
     m = scores.members.copy()
     m["h1_total"] = m["seq"].map(h1.members.set_index("seq")["total"]) if h1 is not None else None
     m["honours"] = m["honours"].replace("", None)
@@ -53,7 +82,7 @@ def member_rows(scores: Scores, h1: Scores | None = None) -> list[dict[str, Any]
 
 
 def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, run_date: dt.date,
-                   members: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> None:
+                   members: Records, ledger: Records) -> None:
     """Write the branch's results workbook: scores, ledger, flags, objections, and the rules applied.
 
     `members` and `ledger` are `member_rows(scores, h1)` and `records(scores.ledger)`, made once by the caller.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -150,7 +150,8 @@ class _DateFormats:
 def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[Any], dates: _DateFormats) -> int:
     items: list[Any] = []
     if sheet.repeat_row is not None and sheet.repeat_items is not None:
-        items = list(sheet.repeat_items(context) or [])
+        found = sheet.repeat_items(context)
+        items = found if hasattr(found, "columns") else list(found or [])
     at = sheet.repeat_row
     shift = max(len(items), 1) - 1 if at is not None else 0
 
@@ -201,18 +202,23 @@ def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, contex
             _write(ws, r - 1, col - 1, value, fmt, style, dates)
 
 
-def _values(sheet: _Sheet, items: list[Any], context: dict[str, Any]) -> list[list[Any]]:
+def _values(sheet: _Sheet, items: Sequence[Any], context: dict[str, Any]) -> list[Sequence[Any]]:
     """The repeated rows' values as the template gives them: one list per item, one per cell of the repeat row."""
     var = sheet.repeat_var
     values = [value for _c, value, _s in sheet.repeat_cells]
-    if all(isinstance(item, dict) for item in items) and all(
+    if (hasattr(items, "columns") or all(isinstance(item, dict) for item in items)) and all(
             not callable(v) or (isinstance(v, _Attribute) and v.var == var) for v in values):
         # the usual repeat row, `{{ x.key }}` in every cell: no scope to build per item
         keys = [v.attr if callable(v) else None for v in values]
+        columns = getattr(items, "columns", None)
+        if isinstance(columns, dict):  # render.branch.Records: the same values, column by column
+            n = len(items)
+            return list(zip(*(columns.get(k, [None] * n) if k is not None else [v] * n
+                              for k, v in zip(keys, values, strict=True)), strict=True))
         return [[item.get(k) if k is not None else v for k, v in zip(keys, values, strict=True)] for item in items]
     scope = dict(context)
     getters = [value if callable(value) else (lambda _s, v=value: v) for value in values]
-    rows = []
+    rows: list[Sequence[Any]] = []
     for item in items:
         scope[var] = item
         rows.append([get(scope) for get in getters])
@@ -234,9 +240,9 @@ class _Rows(Worksheet):
 
     def __init__(self) -> None:
         super().__init__()
-        self.blocks: list[tuple[int, list[list[Any]], list[tuple[str, Any, Any]], float | None]] = []
+        self.blocks: list[tuple[int, list[Sequence[Any]], list[tuple[str, Any, Any]], float | None]] = []
 
-    def add_rows(self, first: int, rows: list[list[Any]], cells: list[tuple[int, Any, int | None]],
+    def add_rows(self, first: int, rows: list[Sequence[Any]], cells: list[tuple[int, Any, int | None]],
                  formats: list[Any], dates: _DateFormats, height: float | None) -> None:
         """Rows `first`, `first` + 1, ... (0-based) hold `rows`; `cells` are the repeat row's (column, _, style)."""
         from xlsxwriter.utility import xl_col_to_name
@@ -282,7 +288,7 @@ class _Rows(Worksheet):
             return f'"{s}><v>{value:.16G}</v></c>'
         return f'"{date_s}><v>{self._convert_date_time(value):.16G}</v></c>'  # a date or datetime
 
-    def _write_block(self, first: int, rows: list[list[Any]], columns: list[tuple[str, Any, Any]],
+    def _write_block(self, first: int, rows: list[Sequence[Any]], columns: list[tuple[str, Any, Any]],
                      height: float | None) -> None:
         def style(fmt: Any) -> str:
             return f' s="{fmt._get_xf_index()}"' if fmt is not None and fmt._get_xf_index() else ""
