@@ -118,14 +118,21 @@ def _check_tables(contexts: list[_Context]) -> None:
         for index, column, check in schema_failures(table_schema(sheet, present, members[0][0].rules, year), parsed):
             book, row = divmod(int(index), _ROW_SPAN)
             found.setdefault(book, []).append((row, column, check))
+        rows = [table.frame.index.tolist() for _ctx, table in members]
+        cells = [f"{table.letters.get(sheet.main_key, 'A')}{r}" for (_ctx, table), numbers in zip(members, rows,
+                                                                                                 strict=True)
+                 for r in numbers]
         typed = pd.DataFrame({
-            col.key: [None if v is INVALID else v for v in parsed[col.key].tolist()] if col.key in present else None
-            for col in sheet.columns}, index=raw.index, dtype=object)
+            **{col.key: [None if v is INVALID else v for v in parsed[col.key].tolist()] if col.key in present
+               else None for col in sheet.columns},
+            "row": [r for numbers in rows for r in numbers], "cell": cells}, index=raw.index, dtype=object)
+        typed["row"] = typed["row"].astype(int)
         start = 0
         for i, (ctx, table) in enumerate(members):
             end = start + len(table.frame)
-            ctx.typed[sheet.key] = ctx.typed_table(table, typed.iloc[start:end].set_axis(table.frame.index, axis=0),
-                                                   found.get(i, []))
+            ctx.report_failures(table, found.get(i, []))
+            # (a copy: the stacked frame's slice becomes this book's own table)
+            ctx.typed[sheet.key] = typed.iloc[start:end].set_axis(table.frame.index, axis=0).copy()
             start = end
 
 
@@ -294,12 +301,10 @@ class _Context:
     def _missing_sheets(self) -> set[str]:
         return {p.sheet for p in self.book.problems if p.code == "sheet_missing"}
 
-    # one table: the problems pandera found in its cells, and its typed values
-    def typed_table(self, table: RawTable, typed: pd.DataFrame,
-                    failures: list[tuple[int, str | None, str]]) -> pd.DataFrame:
+    # one table: the problems pandera found in its cells
+    def report_failures(self, table: RawTable, failures: list[tuple[int, str | None, str]]) -> None:
         sheet = table.sheet
         frame = table.frame
-        bad_rows: set[int] = set()
         for row, column, code in failures:
             if column is None:  # a check on the whole table; every check here is on one column
                 continue
@@ -309,14 +314,7 @@ class _Context:
             inc = self.rules.incentive
             self.add(code, sheet.name, table.cell(column, row), value, row=row, header=col.header,
                      hi=_n(inc.activity_max), lo=0, step=_n(inc.step), length=len(str(value)), **extra)
-            bad_rows.add(row)
-        typed = typed.copy()  # a slice of the stacked tables: its own from here on
-        typed["row"] = typed.index
-        letter = table.letters.get(sheet.main_key, "A")
-        typed["cell"] = [f"{letter}{r}" for r in typed.index]
-        typed["valid"] = ~typed.index.isin(list(bad_rows))
         self.letters[sheet.key] = table.letters  # (not in typed.attrs: pandas deep-copies those on every access)
-        return typed
 
     # 党员名册
     def check_roster(self, roster: pd.DataFrame) -> None:
@@ -537,15 +535,15 @@ class _Context:
         for sheet in (*spec.LOG_SHEETS, spec.OBJECTIONS):
             frame = self.typed.get(sheet.key)
             if frame is None:
-                frame = pd.DataFrame(columns=[c.key for c in sheet.columns] + ["row", "cell", "valid"])
-            frame = frame.drop(columns=["valid"], errors="ignore").reset_index(drop=True)
+                frame = pd.DataFrame(columns=[c.key for c in sheet.columns] + ["row", "cell"])
+            frame = frame.reset_index(drop=True)
             if sheet.key == "incentive":
                 frame["points"] = frame["points"].astype(float)
                 frame["leading"] = frame["leading"] == "是"
             tables[sheet.key] = frame
         attendance = self.attendance.copy()
         attendance["seq"] = attendance["seq"].astype(int)
-        return Branch(self.book.path, info, roster.reset_index(drop=True).drop(columns=["valid"]), attendance,
+        return Branch(self.book.path, info, roster.reset_index(drop=True), attendance,
                       tables["incentive"], tables["negative"], tables["veto"], tables["objections"])
 
 
