@@ -180,6 +180,11 @@ def base_ledger(att: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.Data
     return pd.concat([ledger, prorate], ignore_index=True)
 
 
+def cap_note(cap: float) -> str:
+    """The note on the ledger row taking back what an item's cap does not count."""
+    return f"单项封顶{_n(cap)}分，超出部分不计"
+
+
 @lru_cache(maxsize=1024)
 def _attended_note(count: int, each: float) -> str:
     return f"参加{count}次，每次{_n(each)}分"
@@ -205,7 +210,7 @@ def incentive_ledger(log: pd.DataFrame, rules: Rules, detail: bool = True) -> pd
     capped = pd.DataFrame({
         "seq": over["seq"], "part": PART_INCENTIVE, "item": over["item"], "sheet": spec.INCENTIVE.name,
         "row": pd.NA, "cell": "", "raw": over["points"], "multiplier": 1.0, "points": cap - over["points"],
-        "note": f"单项封顶{_n(cap)}分，超出部分不计",
+        "note": cap_note(cap),
     })
     item_totals = sums.assign(points=sums["points"].clip(upper=cap)).groupby("seq")["points"].sum()
     over_total = item_totals[item_totals > inc.total_cap]
@@ -255,17 +260,17 @@ def detect_absence_vetoes(att: pd.DataFrame, rules: Rules, per: Period) -> pd.Da
     missed = (by_month["absent"] & ~by_month["attended"]).unstack(fill_value=False)
     missed = missed.reindex(columns=range(1, per.last_month + 1), fill_value=False).astype(bool)
     need = rules.veto.absence_months
-    run = pd.Series(0, index=missed.index)
-    found_end = pd.Series(0, index=missed.index)
-    best = pd.Series(0, index=missed.index)
-    for month in missed.columns:  # twelve steps over all members at once
-        run = (run + 1).where(missed[month], 0)
+    grid = missed.to_numpy(dtype=bool)
+    run = np.zeros(len(missed), dtype=int)
+    found_end = np.zeros(len(missed), dtype=int)
+    best = np.zeros(len(missed), dtype=int)
+    for i, month in enumerate(missed.columns):  # twelve steps over all members at once
+        run = np.where(grid[:, i], run + 1, 0)
         longer = run > best
-        best = best.where(~longer, run)
-        found_end = found_end.where(~longer, month)
+        best = np.where(longer, run, best)
+        found_end = np.where(longer, month, found_end)
     hit = best >= need
-    return pd.DataFrame({"seq": best.index[hit], "start": (found_end - best + 1)[hit].values,
-                         "end": found_end[hit].values})
+    return pd.DataFrame({"seq": missed.index[hit], "start": (found_end - best + 1)[hit], "end": found_end[hit]})
 
 
 def collect_vetoes(log: pd.DataFrame, absence: pd.DataFrame, rules: Rules) -> pd.DataFrame:
@@ -348,7 +353,7 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
     for s, start, end in zip(absence["seq"], absence["start"], absence["end"], strict=True):
         if (s, rules.veto.grid_condition) not in logged:
             flags.append((s, "自动识别否决", f"根据基础积分表，{start}月至{end}月连续无故未参加组织生活，支部未登记，请核实"))
-    capped = ledger[ledger["note"].astype(str).str.startswith("单项封顶")]
+    capped = ledger[ledger["note"] == cap_note(rules.incentive.effective_item_cap())]
     items = capped.groupby("seq", sort=False)["item"].agg(lambda i: "」「".join(i))
     flags += [(s, "超出封顶", f"「{i}」登记的活动超过单项封顶，超出部分未计分") for s, i in items.items()]
     dues = att[att["item"] == "dues"]
