@@ -35,7 +35,7 @@ SENT_LOG = "发送记录.json"
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 STALE_STAGING_SECONDS = 6 * 3600
 OLD_SUFFIXES = {".xls", ".et"}
-CHUNK = 32  # the most workbooks a worker takes at a time: scored together (pandas costs per call, not per row)
+CHUNK = 64  # the most workbooks a worker takes at a time: scored together (pandas costs per call, not per row)
 
 
 class RunError(Exception):
@@ -677,14 +677,19 @@ def ledger_rows(branch: str, entries: Any) -> bytes:
             return inert(v)
         return _fmt(v)
 
-    memo: dict[tuple[type, Any], str] = {}  # a ledger repeats its names, items, sheets and numbers
-
-    def cached(v: Any) -> str:
-        key = (type(v), v)
-        found = memo.get(key)
-        if found is None:
-            found = memo[key] = text(v)
-        return found
+    def column(values: list[Any]) -> list[str]:
+        """`text` of each value, made once per distinct value (a ledger repeats its names, items and numbers;
+        1 and 1.0 are written alike and share one, a bool gets its own)."""
+        memo: dict[Any, str] = {}
+        out = []
+        for v in values:
+            found = memo.get(v) if v.__class__ is not bool else None
+            if found is None:
+                found = text(v)
+                if v.__class__ is not bool:
+                    memo[v] = found
+            out.append(found)
+        return out
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -692,7 +697,7 @@ def ledger_rows(branch: str, entries: Any) -> bytes:
     by_column = getattr(entries, "columns", None)  # render.branch.Records
     if by_column is None:
         by_column = {c: [e.get(c) for e in entries] for c in LEDGER_CSV_COLUMNS[1:]}
-    columns = [[cached(v) for v in by_column[c]] if c in by_column else [""] * n for c in LEDGER_CSV_COLUMNS[1:]]
+    columns = [column(by_column[c]) if c in by_column else [""] * n for c in LEDGER_CSV_COLUMNS[1:]]
     w.writerows(zip([text(branch)] * n, *columns, strict=True))
     return buf.getvalue().encode("utf-8")
 

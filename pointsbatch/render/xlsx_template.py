@@ -293,7 +293,7 @@ class _Rows(Worksheet):
         def style(fmt: Any) -> str:
             return f' s="{fmt._get_xf_index()}"' if fmt is not None and fmt._get_xf_index() else ""
 
-        cols: list[tuple[str, str, str, dict[tuple[type, Any], str]]] = [
+        cols: list[tuple[str, str, str, dict[Any, str]]] = [
             (f'<c r="{letter}', style(fmt), style(date), {}) for letter, fmt, date in columns]
         row_attrs = ""
         if height is not None:  # as XlsxWriter's set_row: snapped to whole pixels
@@ -302,11 +302,14 @@ class _Rows(Worksheet):
         for n, values in enumerate(rows, start=first + 1):
             out.append(f'<row r="{n}"{row_attrs}>')
             for (head, s, date_s, made), value in zip(cols, values, strict=True):
-                try:  # a column repeats its values (names, items, notes): each cell's tail is made once
-                    key = (type(value), value)
-                    tail = made.get(key)
+                # a column repeats its values (names, items, notes): each cell's tail is made once per value
+                # (1 and 1.0 share one, as they are written alike; a bool, written unlike 1, gets its own)
+                try:
+                    tail = made.get(value) if value.__class__ is not bool else None
                     if tail is None:
-                        tail = made[key] = self._cell_tail(value, s, date_s)
+                        tail = self._cell_tail(value, s, date_s)
+                        if value.__class__ is not bool:
+                            made[value] = tail
                 except TypeError:  # an unhashable value
                     tail = self._cell_tail(value, s, date_s)
                 if tail:
