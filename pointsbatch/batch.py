@@ -449,8 +449,9 @@ def _finish(staging: Path, results: list[FileResult], jobs: list[_Job], options:
     report = RunReport(Path(options.out), year, options.period, results, missing, changes)
     context = town_context(report, rules, options, previous)
     summary = _submit(pool, _write_summary, staging / "全镇汇总.xlsx", context, options.templates)
-    write_outbox(staging, results, registry, options, rules, year, pool)
-    write_town_outputs(staging, report, context)
+    messages = write_outbox(staging, results, registry, options, rules, year, pool)
+    write_town_outputs(staging, report, context)  # while the workers write the summary and the messages
+    list(messages)
     summary.result()
     outputs_done = time.perf_counter()
     carry_history(Path(options.out).resolve(), staging, previous)
@@ -734,8 +735,9 @@ def _fmt(v: Any) -> str:
 
 def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, RegistryEntry] | None,
                  options: RunOptions, rules: Rules, year: int | None,
-                 pool: ProcessPoolExecutor | None = None) -> None:
-    """A message per workbook in 发件箱/; built in the workers when there are some (base64 of the attachments)."""
+                 pool: ProcessPoolExecutor | None = None) -> Iterator[None]:
+    """A message per workbook in 发件箱/; built in the workers when there are some (base64 of the attachments).
+    Returns at once with the workers' results to wait for: exhaust it (it raises what a worker raised)."""
     tasks = []
     folder = staging / OUTBOX
     folder.mkdir(parents=True, exist_ok=True)
@@ -768,10 +770,10 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
         tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender,
                       {"X-Pointsbatch-Source-SHA256": res.sha256}, options.templates))
     if pool is not None and len(tasks) > 1:
-        list(pool.map(_write_message, tasks, chunksize=max(1, min(16, len(tasks) // 8))))
-    else:
-        for task in tasks:
-            _write_message(task)
+        return pool.map(_write_message, tasks, chunksize=max(1, min(16, len(tasks) // 8)))
+    for task in tasks:
+        _write_message(task)
+    return iter(())
 
 
 def _write_message(task: tuple) -> None:
