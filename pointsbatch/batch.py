@@ -362,7 +362,9 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
         if options.templates is not None and not Path(options.templates).is_dir():
             raise RunError(f"找不到模板文件夹 {options.templates}")
         use_templates(options.templates)
-        _check_output_templates()
+        problem_text = _submit(pool, _template_problem, options.templates).result()  # (a worker has them read)
+        if problem_text:
+            raise RunError(problem_text)
         out = out.resolve()
         if out == inbox.resolve() or inbox.resolve() in out.parents:
             raise RunError("输出文件夹不能在收件文件夹里面")
@@ -378,17 +380,20 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
     return report
 
 
-def _check_output_templates() -> None:
-    from .jinja import template_path
+def _template_problem(templates: Path | None) -> str | None:
+    """Why an output template cannot be used (a Chinese message), or None: read before any work is done."""
+    from .jinja import template_path, use_templates
     from .render.branch import RESULTS_TEMPLATE
     from .render.town import SUMMARY_TEMPLATE
     from .render.xlsx_template import TemplateError, check_template
 
+    use_templates(templates)
     for name in (RESULTS_TEMPLATE, SUMMARY_TEMPLATE):
         try:
             check_template(template_path(name))
         except TemplateError as exc:
-            raise RunError(str(exc)) from exc
+            return str(exc)
+    return None
 
 
 def _make_staging(out: Path) -> Path:
@@ -489,17 +494,12 @@ def _workers(count: int, templates: Path | None = None) -> Iterator[ProcessPoolE
 def _warm_up(templates: Path | None) -> None:
     """A new worker imports what the work needs and reads the output templates before the first chunk arrives."""
     try:
-        from .jinja import template_path, use_templates
-        from .render.branch import RESULTS_TEMPLATE, render_results  # noqa: F401  (pandas, XlsxWriter, Jinja)
-        from .render.town import SUMMARY_TEMPLATE
-        from .render.xlsx_template import check_template
+        from .render.branch import render_results  # noqa: F401  (pandas, XlsxWriter, Jinja)
         from .score import score_branches  # noqa: F401
         from .validate import validate_workbooks  # noqa: F401  (pandera)
 
-        use_templates(templates)
-        for name in (RESULTS_TEMPLATE, SUMMARY_TEMPLATE):
-            check_template(template_path(name))
-    except Exception:  # a template the main process is about to refuse, say: the run reports it, not this
+        _template_problem(templates)  # (a problem is reported by the main process, which asks for it)
+    except Exception:  # whatever it is, the work that needs it reports it
         pass
 
 

@@ -131,7 +131,8 @@ def test_a_template_expression_with_a_typo_is_named_at_its_cell(tmp_path):
         render_xlsx(path, {"title": "x", "people": [], "clerk": "", "total": 0}, tmp_path / "out.xlsx")
 
 
-def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])  # checked here, or by a worker that has read it anyway
+def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path, jobs):
     from importlib import resources
 
     from pointsbatch.jinja import use_templates
@@ -139,13 +140,14 @@ def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     build(inbox / "第一党支部.xlsx", roster=[member(1, "张三")])
+    build(inbox / "第二党支部.xlsx", roster=[member(1, "李四")], info_over={"branch": "第二党支部"})
     mine = tmp_path / "模板"
     mine.mkdir()
     wb = load_workbook(resources.files("pointsbatch").joinpath("templates", "支部积分结果.xlsx"))
     wb["积分结果"]["A3"].comment = Comment("说明", "镇干事")
     wb.save(mine / "支部积分结果.xlsx")
     try:
-        result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1",
+        result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", jobs,
                                            "--templates", str(mine)])
     finally:
         use_templates(None)
