@@ -35,7 +35,7 @@ SENT_LOG = "发送记录.json"
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 STALE_STAGING_SECONDS = 6 * 3600
 OLD_SUFFIXES = {".xls", ".et"}
-CHUNK = 64  # the most workbooks a worker takes at a time: scored together (pandas costs per call, not per row)
+CHUNK = 64  # the most workbooks a worker takes at a time: validated and scored together (pandera, pandas cost per call)
 
 
 class RunError(Exception):
