@@ -236,3 +236,26 @@ def test_records_give_templates_plain_python_values():
     assert rows == [{"seq": 1, "points": 1.5, "name": "张三", "row": 3, "ok": True},
                     {"seq": 2, "points": None, "name": None, "row": None, "ok": False}]
     assert all(type(v) in (int, float, str, bool, type(None)) for r in rows for v in r.values())
+
+
+def test_a_repeat_row_with_expressions_constants_and_gaps(tmp_path):
+    """Repeated cells may compute (any Jinja expression), hold a constant, or be left empty between others."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "表"
+    ws["A1"] = "{%row for p in people %}{{ p.name }}"
+    ws["B1"] = "{{ p.score * 2 }}"
+    ws["C1"] = "分"
+    ws["E1"] = "{{ p.name }}（{{ p.score }}分）"  # text around expressions: a string
+    ws["E1"].border = BOX
+    ws["F1"] = "{{ p.day }}"
+    ws["A2"] = "合计"
+    wb.save(tmp_path / "t.xlsx")
+    people = [{"name": "张三", "score": 41.5, "day": dt.date(2026, 7, 1)}, {"name": "李四", "score": 0, "day": None}]
+    render_xlsx(tmp_path / "t.xlsx", {"people": people}, tmp_path / "out.xlsx")
+    out = load_workbook(tmp_path / "out.xlsx")["表"]
+    assert [[c.value for c in row] for row in out.iter_rows(min_row=1, max_row=3, max_col=6)] == [
+        ["张三", 83, "分", None, "张三（41.5分）", dt.datetime(2026, 7, 1)],
+        ["李四", 0, "分", None, "李四（0分）", None],
+        ["合计", None, None, None, None, None]]
+    assert out["E2"].border.left.style == "thin" and out["F1"].is_date
