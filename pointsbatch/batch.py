@@ -175,7 +175,7 @@ def process_chunk(jobs: list[_Job]) -> list[FileResult]:
         results[i] = result
         try:
             if validation.branch is None:
-                write_feedback(job.path, result, job.staging, readable=book.readable)
+                write_feedback(job.path, result, job.staging, readable=book.readable, data=book.data)
             else:
                 accepted.append((i, job, result, validation.branch))
         except OSError:
@@ -210,8 +210,8 @@ def _crashed(job: _Job, exc: Exception) -> FileResult:
 def _read(job: _Job) -> tuple[FileResult, Any]:
     from .workbook.read import read_workbook
 
-    result = FileResult(job.path.name, sha256_file(job.path), "rejected", source=str(job.path))
-    return result, read_workbook(job.path)
+    book = read_workbook(job.path)  # (a file it could not read is a problem of that file, not of the run)
+    return FileResult(job.path.name, book.sha256 or _sha_or_blank(job.path), "rejected", source=str(job.path)), book
 
 
 def _validations(books: list[Any], jobs: list[_Job]) -> list[Any]:
@@ -269,8 +269,9 @@ def _render_branch(job: _Job, branch: Any, result: FileResult, scores: Any, h1: 
     result.outputs = [str(results_rel), str(notice_rel)]
 
 
-def write_feedback(source: Path, result: FileResult, staging: Path, readable: bool) -> None:
-    """The marked copy (when the file could be opened) and a plain problem list, in 问题反馈/."""
+def write_feedback(source: Path, result: FileResult, staging: Path, readable: bool, data: bytes | None = None) -> None:
+    """The marked copy (when the file could be opened) and a plain problem list, in 问题反馈/; `data`: the file's
+    bytes as they were checked, when the caller has them."""
     from .workbook.marked import problem_table_rows, write_marked_copy
 
     stem = safe_component(source.stem, "工作簿")
@@ -280,7 +281,7 @@ def write_feedback(source: Path, result: FileResult, staging: Path, readable: bo
     if readable:
         target = folder / f"{stem}_问题标注.xlsx"
         try:
-            write_marked_copy(source, result.problems, target)
+            write_marked_copy(source, result.problems, target, data)
             outputs.append(str(Path(FEEDBACK) / target.name))
         except Exception:  # openpyxl could not rewrite it; the problem list still goes back
             pass
@@ -421,7 +422,7 @@ def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Ru
         if kind == "ignored":
             results.append(FileResult(path.name, _sha_or_blank(path), "ignored", reason=reason))
         elif kind == "old":
-            res = FileResult(path.name, sha256_file(path), "rejected", problems=[problem("file_old_xls", "", "")])
+            res = FileResult(path.name, _sha_or_blank(path), "rejected", problems=[problem("file_old_xls", "", "")])
             write_feedback(path, res, staging, readable=False)
             results.append(res)
         else:

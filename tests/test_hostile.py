@@ -402,3 +402,26 @@ def test_a_workbook_that_trips_a_bug_in_validation_does_not_sink_the_others_vali
         f"{n}.xlsx": "rejected" if n == 4 else "accepted" for n in range(6)}
     listing = (tmp_path / "out" / "问题反馈" / "4_问题清单.txt").read_text(encoding="utf-8-sig")
     assert "处理时出错" in listing and "KeyError" in listing
+
+
+def test_an_input_that_cannot_be_read_is_rejected_and_the_run_goes_on(tmp_path, monkeypatch):
+    """A workbook the system refuses to read (permissions, another program's lock) is that file's problem."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "好.xlsx", roster=[member(1, "张三")])
+    build(inbox / "锁住.xlsx", roster=[member(1, "李四")], info_over={"branch": "第二党支部"})
+    real = Path.read_bytes
+
+    def locked(self):
+        if self.name == "锁住.xlsx":
+            raise PermissionError(13, "另一个程序正在使用此文件")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", locked)
+    result = run(inbox, tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    files = {f["name"]: f for f in json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))["files"]}
+    assert files["好.xlsx"]["status"] == "accepted" and len(files["好.xlsx"]["sha256"]) == 64
+    assert files["锁住.xlsx"]["status"] == "rejected"
+    assert [p["code"] for p in files["锁住.xlsx"]["problems"]] == ["file_unreadable"]
+    assert "另一个程序正在使用此文件" in files["锁住.xlsx"]["problems"][0]["message"]

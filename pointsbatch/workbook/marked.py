@@ -3,6 +3,7 @@ and a first sheet 问题清单 listing every problem with a link to its cell."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -22,10 +23,14 @@ HEADERS = ("序号", "类别", "工作表", "单元格", "填写的内容", "问
 SEVERITY_LABEL = {"error": "错误", "warning": "提醒"}
 
 
-def marked_copy(source: Path, problems: list[Problem]) -> Workbook:
-    """The branch's workbook with its problems marked; the source file is only read."""
-    with Path(source).open("rb") as fh:
-        wb = load_workbook(fh, rich_text=False)
+def marked_copy(source: Path, problems: list[Problem], data: bytes | None = None) -> Workbook:
+    """The branch's workbook with its problems marked; the source file is only read (`data`: its bytes, when the
+    caller has them: the copy then marks exactly what was checked)."""
+    if data is not None:
+        wb = load_workbook(io.BytesIO(data), rich_text=False)
+    else:
+        with Path(source).open("rb") as fh:
+            wb = load_workbook(fh, rich_text=False)
     sheets = {clean_key(name): name for name in wb.sheetnames}
     if PROBLEM_SHEET in wb.sheetnames:
         del wb[PROBLEM_SHEET]
@@ -92,8 +97,8 @@ def _printable(text: str) -> str:
     return cleaned if len(cleaned) <= 300 else cleaned[:300] + "…"
 
 
-def write_marked_copy(source: Path, problems: list[Problem], target: Path) -> None:
-    wb = marked_copy(source, problems)
+def write_marked_copy(source: Path, problems: list[Problem], target: Path, data: bytes | None = None) -> None:
+    wb = marked_copy(source, problems, data)
     atomic_save(target, wb.save)
 
 

@@ -63,6 +63,8 @@ class RawWorkbook:
     grid: RawGrid | None = None
     problems: list[Problem] = field(default_factory=list)
     sheet_names: list[str] = field(default_factory=list)
+    data: bytes | None = field(default=None, repr=False)  # the file as read, once: checked, parsed and digested
+    sha256: str = ""  # of `data`
 
     @property
     def readable(self) -> bool:
@@ -117,18 +119,34 @@ def clean_name(value: Any) -> Any:
 
 
 def read_workbook(path: Path) -> RawWorkbook:
-    """Read every sheet the spec names; never raises for a bad file, returns its problems instead."""
+    """Read every sheet the spec names; never raises for a bad file, returns its problems instead.
+
+    The file is read from disk once: the checks, the parsing and the digest (`book.sha256`) all see the same bytes,
+    even if someone saves over it meanwhile."""
+    import hashlib
+    import io
+
     path = Path(path)
     book = RawWorkbook(path)
+    trouble = _size_check(path)
+    if trouble is None:
+        try:
+            book.data = path.read_bytes()
+        except OSError as exc:
+            trouble = problem("file_unreadable", "", "", detail=_short(exc))
+    if trouble is not None or book.data is None:
+        book.problems.append(trouble or problem("file_unreadable", "", ""))
+        return book
+    book.sha256 = hashlib.sha256(book.data).hexdigest()
     parts: dict[str, bytes] = {}
-    trouble = _precheck(path, parts)
+    trouble = _precheck(book.data, parts)
     if trouble:
         book.problems.append(trouble)
         return book
     try:
         from python_calamine import CalamineWorkbook
 
-        wb = CalamineWorkbook.from_path(str(path))
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(book.data))
     except Exception as exc:  # calamine raises several types for damaged files
         book.problems.append(_open_failure(exc))
         return book
@@ -143,7 +161,7 @@ def read_workbook(path: Path) -> RawWorkbook:
         wb.close()
     if book.readable:
         try:
-            book.problems += uncalculated_formulas(path, parts)
+            book.problems += uncalculated_formulas(book.data, parts)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
             book.problems.append(problem("file_unreadable", "", "", detail=_short(exc)))
     return book
@@ -157,17 +175,18 @@ _REL_ENTRY_REVERSED = re.compile(rb'<Relationship\b[^>]*\bTarget="([^"]*)"[^>]*\
 MAX_FORMULA_REPORTS = 50
 
 
-def uncalculated_formulas(path: Path, parts: dict[str, bytes] | None = None) -> list[Problem]:
+def uncalculated_formulas(source: Path | bytes, parts: dict[str, bytes] | None = None) -> list[Problem]:
     """Cells holding a formula that was never calculated (no cached value): a reader would see them as blank.
 
     Workbooks saved by Excel, WPS or LibreOffice always carry the results; ones written by scripts often do not.
-    `parts`: the workbook's parts already read (by name); the others are read from the file.
+    `source`: the file, or its bytes; `parts`: the workbook's parts already read (by name).
     """
     import html
+    import io
 
     problems: list[Problem] = []
     known = parts or {}
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as zf:
 
         def read(name: str) -> bytes:
             return known[name] if name in known else zf.read(name)
@@ -208,28 +227,32 @@ def _short(exc: BaseException) -> str:
     return text[:80]
 
 
-def _precheck(path: Path, parts: dict[str, bytes] | None = None) -> Problem | None:
-    """Refuse files that are not .xlsx, are encrypted or .xls, or would inflate beyond reason.
-
-    `parts` receives the XML parts under xl/ (up to KEEP_PART_BYTES each) as read, for `uncalculated_formulas`."""
+def _size_check(path: Path) -> Problem | None:
+    """A file too large to be a branch's workbook is refused before it is read."""
     try:
         size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(8)
     except OSError as exc:
         return problem("file_unreadable", "", "", detail=_short(exc))
     if size > MAX_FILE_BYTES:
         return problem("file_too_large", "", "", detail=f"文件大小{size // 1024 // 1024}MB")
+    return None
+
+
+def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | None:
+    """Refuse files that are not .xlsx, are encrypted or .xls, or would inflate beyond reason.
+
+    `parts` receives the XML parts under xl/ (up to KEEP_PART_BYTES each) as read, for `uncalculated_formulas`."""
+    import io
+
+    head = data[:8]
     if head.startswith(OLE2_MAGIC):
-        with path.open("rb") as fh:
-            data = fh.read()
         if ENCRYPTION_STREAM in data:
             return problem("file_encrypted", "", "")
         return problem("file_old_xls", "", "")
     if not head.startswith(b"PK"):
         return problem("file_unreadable", "", "", detail="不是.xlsx文件")
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
             total = 0
             for info in zf.infolist():
                 total += info.file_size
