@@ -676,6 +676,7 @@ def ledger_rows(branch: str, entries: Any) -> bytes:
     import io
 
     from .render.town import inert
+    from .workbook.values import map_distinct
 
     def text(v: Any) -> str:
         if v is None:
@@ -684,27 +685,14 @@ def ledger_rows(branch: str, entries: Any) -> bytes:
             return inert(v)
         return _fmt(v)
 
-    def column(values: list[Any]) -> list[str]:
-        """`text` of each value, made once per distinct value (a ledger repeats its names, items and numbers;
-        1 and 1.0 are written alike and share one, a bool gets its own)."""
-        memo: dict[Any, str] = {}
-        out = []
-        for v in values:
-            found = memo.get(v) if v.__class__ is not bool else None
-            if found is None:
-                found = text(v)
-                if v.__class__ is not bool:
-                    memo[v] = found
-            out.append(found)
-        return out
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     n = len(entries)
     by_column = getattr(entries, "columns", None)  # render.branch.Records
     if by_column is None:
         by_column = {c: [e.get(c) for e in entries] for c in LEDGER_CSV_COLUMNS[1:]}
-    columns = [column(by_column[c]) if c in by_column else [""] * n for c in LEDGER_CSV_COLUMNS[1:]]
+    # each distinct value formatted once: a ledger repeats its names, items and numbers
+    columns = [map_distinct(by_column[c], text) if c in by_column else [""] * n for c in LEDGER_CSV_COLUMNS[1:]]
     w.writerows(zip([text(branch)] * n, *columns, strict=True))
     return buf.getvalue().encode("utf-8")
 

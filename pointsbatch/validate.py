@@ -21,7 +21,7 @@ from .rules import PERIODS, Period, Rules
 from .workbook import spec
 from .workbook.messages import problem
 from .workbook.read import RawTable, RawWorkbook
-from .workbook.values import INVALID, is_blank, parse_choice, parse_date, parse_int, parser_for
+from .workbook.values import INVALID, is_blank, map_distinct, parse_choice, parse_date, parse_int, parser_for
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def _check_tables(contexts: list[_Context]) -> None:
         frames = [table.frame.set_axis(table.frame.index + i * _ROW_SPAN, axis=0)
                   for i, (_ctx, table) in enumerate(members)]
         raw = pd.concat(frames) if len(frames) > 1 else frames[0]
-        parsed = pd.DataFrame({key: _map_distinct(raw[key], parser_for(sheet.column(key))) for key in present},
-                              index=raw.index)
+        parsed = pd.DataFrame({key: map_distinct(raw[key].tolist(), parser_for(sheet.column(key))) for key in present},
+                              index=raw.index, dtype=object)
         found: dict[int, list[tuple[int, str | None, str]]] = {}
         for index, column, check in schema_failures(table_schema(sheet, present, members[0][0].rules, year), parsed):
             book, row = divmod(int(index), _ROW_SPAN)
@@ -389,16 +389,14 @@ class _Context:
         raw = frame[headers].to_numpy(dtype=object).ravel(order="F").tolist()
         event_of = np.repeat(np.arange(len(events)), n)
         months_of = np.repeat([months[h] for h in headers], n)
-        memo: dict[tuple[type, Any], tuple[bool, bool, bool, str]] = {}
-        parsed = []
-        for value in raw:
-            key = (type(value), value)
-            found = memo.get(key)
-            if found is None:
-                mark = parse_choice(value, spec.MARK)
-                found = memo[key] = (mark is INVALID, is_blank(mark), mark is not INVALID and mark == "假",
-                                     "blank" if is_blank(mark) or mark is INVALID else spec.MARK_CODES[mark])
-            parsed.append(found)
+
+        def mark_of(value: Any) -> tuple[bool, bool, bool, str]:
+            """(not a mark, blank, leave, the mark's code) of a grid cell."""
+            mark = parse_choice(value, spec.MARK)
+            return (mark is INVALID, is_blank(mark), mark is not INVALID and mark == "假",
+                    "blank" if is_blank(mark) or mark is INVALID else spec.MARK_CODES[mark])
+
+        parsed = map_distinct(raw, mark_of)
         columns = list(zip(*parsed, strict=True)) if parsed else [(), (), (), ()]  # (an empty grid has no rows)
         invalid, blank, leave, codes = (np.array(part, dtype=bool if k < 3 else object)
                                         for k, part in enumerate(columns))
@@ -545,22 +543,6 @@ class _Context:
         attendance["seq"] = attendance["seq"].astype(int)
         return Branch(self.book.path, info, roster.reset_index(drop=True), attendance,
                       tables["incentive"], tables["negative"], tables["veto"], tables["objections"])
-
-
-def _map_distinct(values: pd.Series, fn: Any) -> pd.Series:
-    """`values.map(fn)` calling `fn` once per distinct value: a grid holds thousands of cells and a few marks."""
-    memo: dict[tuple[type, Any], Any] = {}
-    out = []
-    for v in values.tolist():
-        key = (type(v), v)  # 1, 1.0 and True stay apart
-        try:
-            r = memo[key]
-        except KeyError:
-            r = memo[key] = fn(v)
-        except TypeError:  # unhashable: no memo
-            r = fn(v)
-        out.append(r)
-    return pd.Series(out, index=values.index, dtype=object)
 
 
 def _column_index(letter: str) -> int:

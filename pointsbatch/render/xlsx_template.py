@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from ..files import atomic_save
 from ..jinja import environment
+from ..workbook.values import map_distinct
 
 REPEAT = re.compile(r"^\{%row\s+for\s+(\w+)\s+in\s+(.+?)\s*%\}")
 SINGLE = re.compile(r"^\{\{(.+?)\}\}$", re.S)
@@ -231,7 +232,7 @@ class _Rows(Worksheet):
 
     Why: through XlsxWriter's public API a cell costs about 6 µs (its per-cell bookkeeping and XML writing in
     Python), and a branch's results workbook has 10,000 cells of ledger; the repeated rows are plain values
-    with one style per column, which this writes at about 1 µs a cell. Everything else in the workbook (styles,
+    with one style per column, which this writes at under 1 µs a cell. Everything else in the workbook (styles,
     merges, widths, page setup, charts) is still XlsxWriter's. This leans on XlsxWriter internals: `_write_rows`
     (overridden), `fh`, `dim_rowmin`/`dim_rowmax`, `_check_dimensions`, `_convert_date_time` and
     `Format._get_xf_index`; pyproject.toml keeps XlsxWriter below 4, and tests read every output back with
@@ -293,25 +294,17 @@ class _Rows(Worksheet):
         def style(fmt: Any) -> str:
             return f' s="{fmt._get_xf_index()}"' if fmt is not None and fmt._get_xf_index() else ""
 
-        cols: list[tuple[str, str, str, dict[Any, str]]] = [
-            (f'<c r="{letter}', style(fmt), style(date), {}) for letter, fmt, date in columns]
+        cols = [(f'<c r="{letter}', style(fmt), style(date)) for letter, fmt, date in columns]
+        # a column repeats its values (names, items, notes): each cell's XML after its row number is made once
+        tails = [map_distinct(values, partial(self._cell_tail, s=s, date_s=d))
+                 for (_h, s, d), values in zip(cols, zip(*rows, strict=True), strict=True)]
         row_attrs = ""
         if height is not None:  # as XlsxWriter's set_row: snapped to whole pixels
             row_attrs = f' ht="{int(height * 4.0 / 3.0 + 0.5) * 0.75:.16g}" customHeight="1"'
         out: list[str] = []
-        for n, values in enumerate(rows, start=first + 1):
+        for n, row in enumerate(zip(*tails, strict=True), start=first + 1):
             out.append(f'<row r="{n}"{row_attrs}>')
-            for (head, s, date_s, made), value in zip(cols, values, strict=True):
-                # a column repeats its values (names, items, notes): each cell's tail is made once per value
-                # (1 and 1.0 share one, as they are written alike; a bool, written unlike 1, gets its own)
-                try:
-                    tail = made.get(value) if value.__class__ is not bool else None
-                    if tail is None:
-                        tail = self._cell_tail(value, s, date_s)
-                        if value.__class__ is not bool:
-                            made[value] = tail
-                except TypeError:  # an unhashable value
-                    tail = self._cell_tail(value, s, date_s)
+            for (head, _s, _d), tail in zip(cols, row, strict=True):
                 if tail:
                     out.append(f"{head}{n}{tail}")
             out.append("</row>")
@@ -576,7 +569,7 @@ def _compile(env: jinja2.Environment, value: Any) -> Any:
     if single and "{{" not in single[1]:
         text = single[1].strip()
         if m := ATTRIBUTE.match(text):
-            return _attribute_getter(m[1], m[2])
+            return _Attribute(m[1], m[2])
         if m := ITEM.match(text):
             var, idx = m[1], int(m[2])
             return lambda s: s[var][idx]
@@ -588,10 +581,6 @@ def _compile(env: jinja2.Environment, value: Any) -> Any:
 def _compile_expression(env: jinja2.Environment, text: str) -> Getter:
     expr = env.compile_expression(text, undefined_to_none=True)
     return lambda s: expr(**s)
-
-
-def _attribute_getter(var: str, attr: str) -> Getter:
-    return _Attribute(var, attr)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from . import spec
+
+T = TypeVar("T")
+
+
+def map_distinct(values: Iterable[Any], fn: Callable[[Any], T]) -> list[T]:
+    """`[fn(v) for v in values]`, calling `fn` once per distinct value: a workbook or a ledger repeats its marks,
+    names, items and numbers thousands of times. 1, 1.0 and True stay apart; an unhashable value is not kept."""
+    memo: dict[Any, T] = {}
+    out = []
+    for v in values:
+        key = v if v.__class__ is str else (v.__class__, v)  # (text, the most common, equals nothing else)
+        try:
+            found = memo[key]
+        except KeyError:
+            found = memo[key] = fn(v)
+        except TypeError:
+            found = fn(v)
+        out.append(found)
+    return out
 
 
 class _Invalid:
