@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import clock
 from .files import atomic_save, atomic_write_bytes, atomic_write_text, sha256_file
 from .problems import Problem, sort_key
 from .rules import PERIODS, Rules
@@ -51,7 +52,8 @@ class RunOptions:
     registry: Path | None = None
     rules_path: Path | None = None
     jobs: int = 1
-    run_date: dt.date = field(default_factory=dt.date.today)
+    run_date: dt.date = field(default_factory=clock.today)
+    run_at: dt.datetime = field(default_factory=clock.now)  # every timestamp the run writes (SOURCE_DATE_EPOCH)
     notice_start: dt.date | None = None
     contact: str | None = None
     trust_workbook_addresses: bool = False
@@ -885,7 +887,7 @@ def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunO
             outputs.append({"path": path.relative_to(staging).as_posix(), "sha256": sha256_file(path)})
     manifest = {
         "tool": "pointsbatch",
-        "run_at": dt.datetime.now().replace(microsecond=0).isoformat(),
+        "run_at": options.run_at.isoformat(),
         "run_date": options.run_date.isoformat(),
         "year": report.year,
         "period": report.period,

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from . import clock
+
 SETTINGS_FILE = "pointsbatch.toml"
 PERIOD_LABELS = {"annual": "年度", "h1": "上半年"}
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -181,7 +183,7 @@ def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | 
         sys.exit(2)
     options = RunOptions(
         inbox=Path(inbox), out=Path(out), period=period, year=year, registry=registry, rules_path=rules_path,
-        jobs=jobs or os.cpu_count() or 1, run_date=(run_date.date() if run_date else dt.date.today()),
+        jobs=jobs or os.cpu_count() or 1, run_date=(run_date.date() if run_date else clock.today()),
         notice_start=notice_start.date() if notice_start else None, contact=contact,
         trust_workbook_addresses=trust_workbook_addresses, sender=sender, templates=templates,
     )
