@@ -20,7 +20,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from pointsbatch.batch import CHUNK, FileResult, ledger_rows, write_feedback
+    from pointsbatch.history import ledger_rows
+    from pointsbatch.model import FileResult
+    from pointsbatch.render.feedback import write_feedback
+    from pointsbatch.workers import CHUNK
     from pointsbatch.files import sha256_file
     from pointsbatch.render.branch import member_rows, records, render_notice, render_results
     from pointsbatch.rules import load_rules

@@ -4,13 +4,20 @@ Chinese (RFC 2231 filenames)."""
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write_bytes, safe_component
 from ..jinja import render_text
+from ..model import FileResult, RunOptions
+from ..names import OUTBOX
+from ..registry import RegistryEntry
+from ..rules import PERIODS, Rules
 
 SENDER = "pointsbatch@localhost"
 HEADER_TO_UNADDRESSED = "X-Pointsbatch-Unaddressed"
@@ -42,3 +49,54 @@ def build_message(context: dict[str, Any], attachments: list[Path], to: str | No
 def _one_line(text: str) -> str:
     """Header text on one line, control characters removed (no header injection from a workbook's text)."""
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())[:200]
+
+
+def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, RegistryEntry] | None,
+                 options: RunOptions, rules: Rules, year: int | None,
+                 pool: ProcessPoolExecutor | None = None) -> Iterator[None]:
+    """A message per workbook in 发件箱/; built in the workers when there are some (base64 of the attachments).
+    Returns at once with the workers' results to wait for: exhaust it (it raises what a worker raised)."""
+    tasks = []
+    folder = staging / OUTBOX
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for res in results:
+        if res.status == "ignored":
+            continue
+        to = None
+        if registry is not None and res.branch in registry and registry[res.branch].email:
+            to = registry[res.branch].email
+        elif options.trust_workbook_addresses and res.email:
+            to = res.email
+        attachments = [staging / rel for rel in res.outputs if not rel.endswith(".txt")]
+        names = [p.name for p in attachments]
+        context = {
+            "accepted": res.status == "accepted", "branch": res.branch, "file": res.name, "year": res.year or year,
+            "period": PERIODS[options.period].label, "days": rules.notice_days, "flags": res.flags,
+            "results_name": names[0] if res.status == "accepted" and names else "",
+            "notice_name": names[1] if res.status == "accepted" and len(names) > 1 else "",
+            "marked_name": names[0] if res.status != "accepted" and names else "",
+            "errors": res.errors,
+            "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
+        }
+        base = safe_component(res.branch or Path(res.name).stem, "工作簿")
+        name = base
+        n = 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender,
+                      {"X-Pointsbatch-Source-SHA256": res.sha256}, options.templates))
+    if pool is not None and len(tasks) > 1:
+        return pool.map(_write_message, tasks, chunksize=max(1, min(16, len(tasks) // 8)))
+    for task in tasks:
+        _write_message(task)
+    return iter(())
+
+
+def _write_message(task: tuple) -> None:
+    from ..jinja import use_templates
+
+    target, context, attachments, to, sender, headers, templates = task
+    use_templates(templates)
+    atomic_write_bytes(target, build_message(context, attachments, to, sender=sender, headers=headers))

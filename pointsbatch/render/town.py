@@ -7,7 +7,10 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_save, atomic_write_bytes, atomic_write_text
 from ..jinja import format_number, render_text, template_path
+from ..model import RunOptions, RunReport
+from ..rules import PERIODS, Rules
 from .xlsx_template import Rendered, render_xlsx
 
 SUMMARY_TEMPLATE = "全镇汇总.xlsx"
@@ -102,3 +105,79 @@ def render_index(context: dict[str, Any]) -> str:
     averages = bar_chart([(b["name"], b["average"]) for b in context["branches"] if b["average"] is not None],
                          max_value=100, color="#2f5597")
     return render_text("index.html", grade_chart=grades, average_chart=averages, **context)
+
+
+def all_members(report: RunReport) -> list[dict[str, Any]]:
+    return [m for f in report.files if f.status == "accepted" for m in f.members]
+
+
+def branch_rows(report: RunReport) -> list[dict[str, Any]]:
+    rows = []
+    for f in report.files:
+        if f.status == "ignored":
+            continue
+        if f.status == "accepted":
+            ms = f.members
+            scored = [m for m in ms if not m["exempt"]]
+            totals = [m["total"] for m in scored]
+            rows.append({
+                "name": f.branch, "status": "通过", "members": len(ms), "scored": len(scored),
+                "exempt": len(ms) - len(scored),
+                "excellent": sum(m["grade"] == "优秀" for m in scored),
+                "passed": sum(m["grade"] == "合格" for m in scored),
+                "failed": sum(m["grade"] == "不合格" for m in scored),
+                "average": round(sum(totals) / len(totals), 1) if totals else None,
+                "note": f"{f.flags}处需复核" if f.flags else "",
+            })
+        else:
+            rows.append({"name": f.branch or f.name, "status": "退回", "members": None, "scored": None,
+                         "exempt": None, "excellent": None, "passed": None, "failed": None, "average": None,
+                         "note": f"{f.errors}处错误，已退回修改（文件 {f.name}）"})
+    rows += [{"name": n, "status": "未报送", "members": None, "scored": None, "exempt": None, "excellent": None,
+              "passed": None, "failed": None, "average": None, "note": "未收到工作簿"} for n in report.missing]
+    return rows
+
+
+def town_context(report: RunReport, rules: Rules, options: RunOptions, previous: dict[str, Any]) -> dict[str, Any]:
+    members = all_members(report)
+    scored = [m for m in members if not m["exempt"]]
+    grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in ("优秀", "合格", "不合格", "免于积分管理")]
+    return {
+        "year": report.year,
+        "period": PERIODS[report.period],
+        "run_date": options.run_date.isoformat(),
+        "rules_name": rules.name,
+        "branches": branch_rows(report),
+        "members": members,
+        "failed": [m for m in scored if m["grade"] == "不合格"],
+        "excellent": [m for m in scored if m["grade"] == "优秀"],
+        "grade_counts": grade_counts,
+        "counts": {
+            "files": len(report.files), "accepted": report.count("accepted"), "rejected": report.count("rejected"),
+            "ignored": report.count("ignored"), "missing": len(report.missing), "scored": len(scored),
+        },
+        "changes": report.changes,
+        "previous_run": previous.get("run_at", ""),
+        "problem_files": [
+            {"name": f.name, "branch": f.branch, "errors": f.errors,
+             "first": next((p.message for p in f.problems if p.is_error), "")}
+            for f in report.files if f.status == "rejected"
+        ],
+        "ignored_files": [{"name": f.name, "reason": f.reason} for f in report.files if f.status == "ignored"],
+    }
+
+
+def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any]) -> None:
+    """scores.csv, ledger.csv and index.html (全镇汇总.xlsx is written by `write_summary`, in a worker)."""
+    from ..history import write_ledger_csv
+
+    atomic_write_bytes(staging / "scores.csv", scores_csv(all_members(report)))
+    atomic_save(staging / "ledger.csv", lambda tmp: write_ledger_csv(Path(tmp), report))
+    atomic_write_text(staging / "index.html", render_index(context))
+
+
+def write_summary(target: Path, context: dict[str, Any], templates: Path | None) -> None:
+    from ..jinja import use_templates
+
+    use_templates(templates)
+    render_summary(target, context)

@@ -1,0 +1,72 @@
+"""The values a run passes between its stages: the options, one file's result, the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import clock
+from .problems import Problem
+
+
+class RunError(Exception):
+    """Nothing could be done (unreadable INBOX, bad registry, OUT not writable): exit status 2."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    inbox: Path
+    out: Path = Path("results")
+    period: str = "annual"
+    year: int | None = None
+    registry: Path | None = None
+    rules_path: Path | None = None
+    jobs: int = 1
+    run_date: dt.date = field(default_factory=clock.today)
+    run_at: dt.datetime = field(default_factory=clock.now)  # every timestamp the run writes (SOURCE_DATE_EPOCH)
+    notice_start: dt.date | None = None
+    contact: str | None = None
+    trust_workbook_addresses: bool = False
+    sender: str = "pointsbatch@localhost"
+    templates: Path | None = None  # the town's own copies of output templates, used before the bundled ones
+
+
+@dataclass
+class FileResult:
+    name: str
+    sha256: str
+    status: str  # accepted | rejected | ignored
+    branch: str | None = None
+    year: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    reason: str = ""
+    members: list[dict[str, Any]] = field(default_factory=list)
+    ledger_rows: bytes = b""  # this branch's rows of ledger.csv, formatted in the worker: small to carry back
+    flags: int = 0
+    email: str | None = None
+    outputs: list[str] = field(default_factory=list)  # relative to OUT
+    source: str = ""  # the file in INBOX, for a marked copy made after the fact
+
+    @property
+    def errors(self) -> int:
+        return sum(p.is_error for p in self.problems)
+
+
+@dataclass
+class RunReport:
+    out: Path
+    year: int | None
+    period: str
+    files: list[FileResult]
+    missing: list[str]
+    changes: list[dict[str, Any]]
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count("rejected") else 0

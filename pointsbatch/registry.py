@@ -1,0 +1,51 @@
+"""The town's registry of branches (支部名录.xlsx): who is expected, and the only addresses mail goes to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .model import RunError
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    code: str
+    name: str
+    parent: str
+    contact: str
+    email: str
+
+
+def read_registry(path: Path) -> dict[str, RegistryEntry]:
+    """支部名录.xlsx: branch name -> entry. A registry that cannot be used stops the run (exit 2)."""
+    from .workbook.read import clean_key, clean_name, clean_text
+
+    try:
+        from python_calamine import CalamineWorkbook
+
+        wb = CalamineWorkbook.from_path(str(path))
+        rows = wb.get_sheet_by_index(0).to_python(skip_empty_area=False, nrows=100_000)
+    except Exception as exc:
+        raise RunError(f"无法读取支部名录 {path}：{exc}") from exc
+    if not rows:
+        raise RunError(f"支部名录 {path} 是空的")
+    header = [clean_key(h) if isinstance(h, str) else "" for h in rows[0]]
+    wanted = {"支部编码": "code", "支部名称": "name", "上级党组织": "parent", "联系人": "contact", "联系邮箱": "email"}
+    if "支部名称" not in header:
+        raise RunError(f"支部名录 {path} 的第1行缺少「支部名称」列")
+    idx = {key: header.index(h) for h, key in wanted.items() if h in header}
+    out = {}
+    for r in rows[1:]:
+        def get(key: str, r: list[Any] = r) -> str:
+            i = idx.get(key)
+            v = r[i] if i is not None and i < len(r) else None
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            return (clean_text(str(v)) or "") if v not in (None, "") else ""
+        name = get("name")
+        if name:
+            name = clean_name(name)
+            out[name] = RegistryEntry(get("code"), name, get("parent"), get("contact"), get("email"))
+    return out
