@@ -7,7 +7,6 @@ complete run or the new one.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import Counter
@@ -15,9 +14,24 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .files import recover_interrupted, safe_component, sha256_or_blank, swap_in
-from .history import carry_history, compare_with_previous, load_previous, write_manifest
+from .files import safe_component, sha256_or_blank
+from .history import carry_history, compare_with_previous, history_name, load_previous, write_manifest
 from .model import FileResult, RunError, RunOptions, RunReport
+from .names import RESULTS, SETTINGS_FILE, period_title
+from .outdir import (
+    SLOTS,
+    check_apart,
+    check_claim,
+    clear_stale,
+    digest_for_manifest,
+    make_staging,
+    place,
+    prepare_container,
+    read_claim,
+    recover_interrupted,
+    swap_in,
+    write_claim,
+)
 from .problems import Problem, sort_key
 from .registry import RegistryEntry, read_registry
 from .render.feedback import write_feedback
@@ -55,18 +69,24 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
     """Process every file in INBOX and swap the complete outputs into OUT."""
     from .rules import load_rules
 
-    inbox, out = Path(options.inbox), Path(options.out)
+    inbox = Path(options.inbox)
     if not inbox.is_dir():
         raise RunError(f"找不到收件文件夹 {inbox}，或它不是文件夹")
     try:
         entries = sorted(inbox.iterdir(), key=lambda p: p.name)
     except OSError as exc:
         raise RunError(f"无法读取收件文件夹 {inbox}：{exc.strerror or exc}") from exc
+    kinds = [classify(path)[0] for path in entries]
+    explicit = Path(options.out).resolve() if options.out is not None else None
+    container = explicit.parent if explicit is not None else Path(RESULTS).resolve()
+    inputs = _inputs(options)
+    if explicit is not None:
+        check_apart(explicit, inputs)
     from .jinja import use_templates
+    from .lock import Busy, hold_folder
 
-    workbooks = sum(classify(path)[0] == "process" for path in entries)
     # the workers start now, so that their imports overlap the checks below
-    with start_workers(options.jobs if workbooks > 1 else 1, options.templates) as pool:
+    with start_workers(options.jobs if kinds.count("process") > 1 else 1, options.templates) as pool:
         rules = load_rules(options.rules_path)
         registry = read_registry(options.registry) if options.registry else None
         if options.templates is not None and not Path(options.templates).is_dir():
@@ -75,77 +95,116 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
         problem_text = submit(pool, template_problem, options.templates).result()  # (a worker has them read)
         if problem_text:
             raise RunError(problem_text)
-        out = out.resolve()
-        if out == inbox.resolve() or inbox.resolve() in out.parents:
-            raise RunError("输出文件夹不能在收件文件夹里面")
-        recover_interrupted(out)
-        staging = _make_staging(out)
+        if not any(kind in ("process", "old") for kind in kinds):
+            raise RunError(f"收件文件夹 {inbox} 中没有工作簿（.xlsx）：没有计分，上次的结果保持不变。"
+                           "请把各支部的工作簿放进去后再运行。")
+        prepare_container(container)
         try:
-            report = _run_into(staging, entries, options, rules, registry, progress, pool)
-            report.out = out
-            swap_in(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            with hold_folder(container):
+                report = _run_locked(entries, explicit, container, inputs, options, rules, registry, progress, pool)
+        except Busy as exc:
+            raise RunError(str(exc)) from None
     return report
 
 
-def _make_staging(out: Path) -> Path:
+def _run_locked(entries: list[Path], explicit: Path | None, container: Path, inputs: dict[str, Path | None],
+                options: RunOptions, rules: Rules, registry: dict[str, RegistryEntry] | None,
+                progress: Callable[[str], None] | None, pool: ProcessPoolExecutor | None) -> RunReport:
+    """The run proper, with the lock on OUT's folder held: no other run or send can touch OUT meanwhile."""
+    if explicit is not None:  # refused before any work: a folder that is not the batch's, or another period's
+        recover_interrupted(explicit)
+        check_claim(explicit, read_claim(explicit), options.year, options.period)
+    clear_stale(container)
+    staging = make_staging(container)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        started = time.perf_counter()
+        processed, year = _process(staging, entries, options, rules, registry, progress, pool)
+        workbooks_done = time.perf_counter()
+        out = explicit or container / period_title(_fallback_year(year, options), options.period)
+        if explicit is None:
+            check_apart(out, inputs)
+            recover_interrupted(out)
+        check_claim(out, read_claim(out), year, options.period)
+        report = _finish(staging, out, processed, year, options, rules, registry, pool)
+        report.seconds["workbooks"] = workbooks_done - started
+        report.kept = swap_in(staging, out, _previous_outputs(out), history_name(_last_run(out)))
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        probe = staging / ".probe"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise RunError(f"无法在 {out.parent} 写入输出（{exc.strerror or exc}），请检查磁盘空间和写入权限") from exc
-    return staging
+        raise
+    return report
 
 
-def _run_into(staging: Path, entries: list[Path], options: RunOptions, rules: Rules,
-              registry: dict[str, RegistryEntry] | None, progress: Callable[[str], None] | None,
-              pool: ProcessPoolExecutor | None) -> RunReport:
+def _inputs(options: RunOptions) -> dict[str, Path | None]:
+    """What the run reads, by the name a clerk knows it by: none of it may lie inside OUT."""
+    settings = Path(SETTINGS_FILE)
+    return {"收件文件夹": options.inbox, "支部名录": options.registry, "规则文件": options.rules_path,
+            "模板文件夹": options.templates, "设置文件": settings if settings.exists() else None}
+
+
+def _fallback_year(year: int | None, options: RunOptions) -> int:
+    """The year for OUT's name when no workbook told it (every one unreadable): the year being assessed on the run
+    date (an annual run in January-June is for the year before)."""
+    if year is not None:
+        return year
+    if options.period == "annual" and options.run_date.month <= 6:
+        return options.run_date.year - 1
+    return options.run_date.year
+
+
+def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rules,
+             registry: dict[str, RegistryEntry] | None, progress: Callable[[str], None] | None,
+             pool: ProcessPoolExecutor | None) -> tuple[list[FileResult], int | None]:
+    """Every file's result, each workbook's outputs in its own slot of staging; and the run's year."""
     results: list[FileResult] = []
     jobs: list[Job] = []
     notice_start = options.notice_start or options.run_date
-    for path in entries:
+    slots = staging / SLOTS
+    for n, path in enumerate(entries):
         kind, reason = classify(path)
+        slot = slots / str(n)
         if kind == "ignored":
-            results.append(FileResult(path.name, sha256_or_blank(path), "ignored", reason=reason))
+            results.append(FileResult(path.name, "", "ignored", reason=reason, source=str(path)))
         elif kind == "old":
-            res = FileResult(path.name, sha256_or_blank(path), "rejected", problems=[problem("file_old_xls", "", "")])
-            write_feedback(path, res, staging, readable=False)
+            res = FileResult(path.name, sha256_or_blank(path), "rejected", problems=[problem("file_old_xls", "", "")],
+                             slot=slot)
+            write_feedback(path, res, slot, readable=False)
             results.append(res)
         else:
-            jobs.append(Job(path, staging, rules, options.period, options.year, options.run_date, notice_start,
-                             options.contact, options.templates))
-    return _finish(staging, results, jobs, options, rules, registry, progress, pool)
-
-
-def _finish(staging: Path, results: list[FileResult], jobs: list[Job], options: RunOptions, rules: Rules,
-            registry: dict[str, RegistryEntry] | None, progress: Callable[[str], None] | None,
-            pool: ProcessPoolExecutor | None) -> RunReport:
-    started = time.perf_counter()
+            jobs.append(Job(path, slot, rules, options.period, options.year, options.run_date, notice_start,
+                            options.contact, options.templates))
     processed = list(map_chunks(jobs, pool, options.jobs, progress))
-    workbooks_done = time.perf_counter()
+    for res, job in zip(processed, jobs, strict=True):
+        res.slot = job.staging
     year = options.year or _common_year(processed)
     for res in processed:
         if res.status == "accepted" and year is not None and res.year != year:
-            _reject(res, staging, problem("year_mismatch", "支部信息", "B3", res.year, year=year))
-    _reject_duplicates(processed, staging)
+            _reject(res, problem("year_mismatch", "支部信息", "B3", res.year, year=year))
+    _reject_duplicates(processed)
     if registry is not None:
         for res in processed:
             if res.status == "accepted" and res.branch not in registry:
-                _reject(res, staging, problem("branch_not_in_registry", "支部信息", "B2", res.branch))
+                _reject(res, problem("branch_not_in_registry", "支部信息", "B2", res.branch))
     results += processed
     results.sort(key=lambda r: r.name)
+    taken: set[str] = set()
+    for res in results:  # in name order, so the same inbox always gives the same names
+        if res.outputs and res.slot is not None:
+            res.outputs = place(res.slot, staging, res.outputs, taken)
+    shutil.rmtree(slots, ignore_errors=True)
+    return results, year
+
+
+def _finish(staging: Path, out: Path, results: list[FileResult], year: int | None, options: RunOptions,
+            rules: Rules, registry: dict[str, RegistryEntry] | None, pool: ProcessPoolExecutor | None) -> RunReport:
+    started = time.perf_counter()
+    for res in results:
+        if res.status == "ignored":
+            res.sha256 = _ignored_digest(res)
     sent = {r.branch for r in results if r.branch and r.status != "ignored"}
     missing = sorted(n for n in registry if n not in sent) if registry else []
-    previous = load_previous(Path(options.out).resolve())
+    previous = load_previous(out)
     changes = compare_with_previous(previous, results)
-    report = RunReport(Path(options.out), year, options.period, results, missing, changes)
+    report = RunReport(out, year, options.period, results, missing, changes)
     context = town_context(report, rules, options, previous)
     summary = submit(pool, write_summary, staging / "全镇汇总.xlsx", context, options.templates)
     messages = write_outbox(staging, results, registry, options, rules, year, pool)
@@ -153,11 +212,43 @@ def _finish(staging: Path, results: list[FileResult], jobs: list[Job], options: 
     list(messages)
     summary.result()
     outputs_done = time.perf_counter()
-    carry_history(Path(options.out).resolve(), staging, previous)
+    carry_history(out, staging, previous)
+    write_claim(staging, year, options.period)
     write_manifest(staging, report, rules, options, previous)
-    report.seconds = {"workbooks": workbooks_done - started, "town outputs and mail": outputs_done - workbooks_done,
+    report.seconds = {"town outputs and mail": outputs_done - started,
                       "history and manifest": time.perf_counter() - outputs_done}
     return report
+
+
+def _ignored_digest(res: FileResult) -> str:
+    """An ignored file is not read: a huge one is hashed over its first MiB only (run.json says so)."""
+    try:
+        digest = digest_for_manifest(Path(res.source))
+    except OSError:
+        return ""
+    if digest["sha256"]:
+        return digest["sha256"]
+    res.reason += f"（文件有 {digest['size']} 字节，只计算了前 1 MiB 的 SHA-256：{digest['sha256_first_mib']}）"
+    return ""
+
+
+def _previous_outputs(out: Path) -> dict[str, str]:
+    """The files the previous run in OUT wrote, with their digests (from its run.json; empty if unreadable)."""
+    listed = _last_run(out).get("outputs")
+    if not isinstance(listed, list):
+        return {}
+    return {o["path"]: o["sha256"] for o in listed
+            if isinstance(o, dict) and isinstance(o.get("path"), str) and isinstance(o.get("sha256"), str)}
+
+
+def _last_run(out: Path) -> dict:
+    import json
+
+    try:
+        doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _common_year(results: list[FileResult]) -> int | None:
@@ -170,20 +261,17 @@ def _common_year(results: list[FileResult]) -> int | None:
     return max(y for y, n in years.items() if n == top)  # on a tie, the later year
 
 
-def _reject(res: FileResult, staging: Path, why: Problem) -> None:
-    for rel in res.outputs:
-        (staging / rel).unlink(missing_ok=True)
-    if res.outputs:
-        folder = (staging / res.outputs[0]).parent
-        if folder.exists() and not any(folder.iterdir()):
-            folder.rmdir()
+def _reject(res: FileResult, why: Problem) -> None:
+    """Reject a workbook the workers accepted: its results go, a marked copy takes their place (in its slot)."""
+    assert res.slot is not None
+    shutil.rmtree(res.slot, ignore_errors=True)
     res.status = "rejected"
     res.problems = sorted([why, *res.problems], key=sort_key)
     res.members, res.ledger_rows, res.outputs = [], b"", []
-    write_feedback(Path(res.source), res, staging, readable=True)
+    write_feedback(Path(res.source), res, res.slot, readable=True)
 
 
-def _reject_duplicates(results: list[FileResult], staging: Path) -> None:
+def _reject_duplicates(results: list[FileResult]) -> None:
     by_branch: dict[str, list[FileResult]] = {}
     for res in results:
         if res.branch and res.status != "ignored" and not any(p.code.startswith("file_") for p in res.problems):
@@ -193,4 +281,4 @@ def _reject_duplicates(results: list[FileResult], staging: Path) -> None:
             continue
         for res in group:
             others = "、".join(o.name for o in group if o is not res)
-            _reject(res, staging, problem("file_duplicate_branch", "支部信息", "B2", branch, detail=others))
+            _reject(res, problem("file_duplicate_branch", "支部信息", "B2", branch, detail=others))

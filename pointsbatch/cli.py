@@ -12,9 +12,8 @@ from typing import Any
 import click
 
 from . import clock
+from .names import SETTINGS_FILE, period_title
 
-SETTINGS_FILE = "pointsbatch.toml"
-PERIOD_LABELS = {"annual": "年度", "h1": "上半年"}
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -148,8 +147,9 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 
 @main.command(context_settings=CONTEXT)
 @click.argument("inbox", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="输出文件夹；上次的结果移到其中的“历史”文件夹")
+@click.option("-o", "--out", type=click.Path(path_type=Path),
+              help="输出文件夹，默认 results/<年度><期间>（如 results/2026年度）；只能是新的、空的，"
+                   "或同一年度同一期间上次计分的结果文件夹；上次的结果移到其中的“历史”文件夹")
 @click.option("--period", type=click.Choice(["annual", "h1"]), default="annual", show_default=True,
               help="计分期间：annual 年度，h1 上半年（1-6月）")
 @click.option("--year", type=int, help="计分年度，默认取工作簿中的年度")
@@ -164,7 +164,7 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 @click.option("--sender", default="pointsbatch@localhost", show_default=True, help="邮件的发件人地址")
 @click.option("--templates", type=click.Path(path_type=Path),
               help="本镇自己的输出模板文件夹：其中与内置模板同名的文件（如 notice.html、支部积分结果.xlsx）优先使用")
-def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
+def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
         jobs: int, notice_start: dt.datetime | None, contact: str | None, run_date: dt.datetime | None,
         trust_workbook_addresses: bool, sender: str, templates: Path | None) -> None:
     """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
@@ -182,7 +182,7 @@ def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | 
         console.print(f"[red]错误：[/red]找不到规则文件 {rules_path}")
         sys.exit(2)
     options = RunOptions(
-        inbox=Path(inbox), out=Path(out), period=period, year=year, registry=registry, rules_path=rules_path,
+        inbox=Path(inbox), out=Path(out) if out is not None else None, period=period, year=year, registry=registry, rules_path=rules_path,
         jobs=jobs or os.cpu_count() or 1, run_date=(run_date.date() if run_date else clock.today()),
         notice_start=notice_start.date() if notice_start else None, contact=contact,
         trust_workbook_addresses=trust_workbook_addresses, sender=sender, templates=templates,
@@ -202,7 +202,8 @@ def run(inbox: Path, out: Path, period: str, year: int | None, registry: Path | 
         console.print("[red]已中断：[/red]输出文件夹保持为上一次完整的结果。")
         sys.exit(2)
     except OSError as exc:
-        console.print(f"[red]错误：[/red]写入输出时出错（{exc.strerror or exc}），输出文件夹保持为上一次完整的结果。")
+        console.print(f"[red]错误：[/red]写入输出时出错（{exc.strerror or exc}），输出文件夹保持为上一次完整的结果。"
+                      "如果结果文件正在 Excel 或 WPS 中打开，请先关闭再运行。")
         sys.exit(2)
     _print_summary(console, report)
     sys.exit(report.exit_code)
@@ -218,9 +219,7 @@ def _count_files(inbox: Path) -> int:
 def _print_summary(console, report) -> None:
     from rich.table import Table
 
-    if not report.files:
-        console.print("[yellow]收件文件夹中没有任何文件。[/yellow]请把各支部的工作簿（.xlsx）放进去后再运行。")
-    title = f"{report.year}年{PERIOD_LABELS[report.period]}积分计算结果" if report.year else "积分计算结果"
+    title = f"{period_title(report.year, report.period)}积分计算结果"
     table = Table(title=title, header_style="bold")
     for col in ("文件", "支部", "结果", "说明"):
         table.add_column(col, overflow="fold")
@@ -243,6 +242,9 @@ def _print_summary(console, report) -> None:
         f"通过 {report.count('accepted')} 份，退回 {report.count('rejected')} 份，忽略 {report.count('ignored')} 份，"
         f"未报送 {len(report.missing)} 个支部。"
     )
+    if report.kept:
+        console.print(f"输出文件夹中原有 {len(report.kept)} 个不是本程序生成（或生成后被改动过）的文件，已原样保留："
+                      + "、".join(report.kept[:5]) + ("等" if len(report.kept) > 5 else ""))
     if report.changes:
         console.print(f"与上次计分相比，{len(report.changes)} 名党员的总分有变化，详见 index.html。")
     console.print(f"结果在：{report.out}（总览请打开 {report.out / 'index.html'}；回复邮件在 {report.out / '发件箱'}）")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import tempfile
-import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +54,9 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 def safe_component(name: str, fallback: str = "未命名") -> str:
     """A single path component that cannot leave its folder, whatever the workbook's text says."""
     text = unicodedata.normalize("NFKC", str(name))
-    text = _UNSAFE.sub("_", text).strip().strip(".")
+    # invisible and format characters (zero-width space, BOM, bidi marks) never reach a file name
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cn", "Cs"))
+    text = _UNSAFE.sub("_", text).strip().strip(".").strip()
     text = re.sub(r"\s+", " ", text)[:60].strip()
     if not text or set(text) <= {"_", "."}:
         return fallback
@@ -73,35 +73,15 @@ def sha256_or_blank(path: Path) -> str:
         return ""
 
 
-STALE_STAGING_SECONDS = 6 * 3600
+def name_key(name: str) -> str:
+    """How two output names compare on the clerk's computer (Windows: case-insensitive; after NFKC)."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
-def _old_name(out: Path) -> Path:
-    return out.parent / f".{out.name}.old"
-
-
-def recover_interrupted(out: Path) -> None:
-    """If a run was killed between its two renames, put the previous complete OUT back."""
-    old = _old_name(out)
-    if old.exists() and not out.exists():
-        os.replace(old, out)
-    elif old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-    # a staging folder left by a killed run; by age, since probing a process id is not portable (on Windows
-    # os.kill would end the process)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        try:
-            old_enough = time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS
-        except OSError:
-            continue
-        if old_enough:
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def swap_in(staging: Path, out: Path) -> None:
-    """Replace OUT by the complete staging folder: OUT is the old run or the new one, never a mixture."""
-    old = _old_name(out)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+def unique(unit: str, taken: set[str], folder: str = "") -> str:
+    """`unit`, or `unit（2）`, `unit（3）`… : the first not yet taken in `folder` (compared by name_key); takes it."""
+    candidate, n = unit, 2
+    while f"{folder}/{name_key(candidate)}" in taken:
+        candidate, n = f"{unit}（{n}）", n + 1
+    taken.add(f"{folder}/{name_key(candidate)}")
+    return candidate

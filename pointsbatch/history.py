@@ -158,19 +158,23 @@ def carry_history(out: Path, staging: Path, previous: dict[str, Any]) -> None:
     if old_history.is_dir():
         shutil.copytree(old_history, new_history, dirs_exist_ok=True)
     if previous:
-        stamp = safe_component(str(previous.get("run_at", "上次")).replace(":", ""), "上次")
-        target = new_history / stamp
+        target = new_history / history_name(previous)
         target.mkdir(parents=True, exist_ok=True)
         for name in ("scores.csv", "ledger.csv", "run.json"):
             if (out / name).exists():
                 shutil.copy2(out / name, target / name)
 
 
+def history_name(previous: dict[str, Any]) -> str:
+    """The folder under 历史/ that keeps a previous run: named by its run time."""
+    return safe_component(str(previous.get("run_at", "上次")).replace(":", ""), "上次")
+
+
 def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunOptions,
                    previous: dict[str, Any]) -> None:
     outputs = []
     for path in sorted(staging.rglob("*")):
-        if path.is_file() and path.name != "run.json":
+        if path.is_file() and path.name != "run.json" and not path.name.startswith(".pointsbatch"):
             outputs.append({"path": path.relative_to(staging).as_posix(), "sha256": sha256_file(path)})
     manifest = {
         "tool": "pointsbatch",

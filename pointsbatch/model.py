@@ -18,7 +18,7 @@ class RunError(Exception):
 @dataclass(frozen=True)
 class RunOptions:
     inbox: Path
-    out: Path = Path("results")
+    out: Path | None = None  # None: results/<year><period> (names.RESULTS), the year taken from the workbooks
     period: str = "annual"
     year: int | None = None
     registry: Path | None = None
@@ -48,6 +48,7 @@ class FileResult:
     email: str | None = None
     outputs: list[str] = field(default_factory=list)  # relative to OUT
     source: str = ""  # the file in INBOX, for a marked copy made after the fact
+    slot: Path | None = None  # the folder its outputs are built in, before they get their final, unique names
 
     @property
     def errors(self) -> int:
@@ -63,6 +64,7 @@ class RunReport:
     missing: list[str]
     changes: list[dict[str, Any]]
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
+    kept: list[str] = field(default_factory=list)  # files of the old OUT pointsbatch did not write, carried over
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)

@@ -1,17 +1,21 @@
-"""Names shared by the run's outputs: folders of OUT."""
+"""Names shared across the run's stages: the folders of OUT and how a year and period are written."""
 
 from __future__ import annotations
 
 HISTORY = "历史"
-
-
 BRANCHES = "支部"
-
-
 FEEDBACK = "问题反馈"
-
-
 OUTBOX = "发件箱"
-
-
 SENT_LOG = "发送记录.json"
+SETTINGS_FILE = "pointsbatch.toml"  # in the working folder: the clerk's usual options
+RESULTS = "results"  # the default folder of every run's OUT: results/<year><period>
+
+PERIOD_LABELS = {"annual": "年度", "h1": "上半年"}
+
+
+def period_title(year: int | None, period: str) -> str:
+    """「2026年度」, 「2026年上半年」 (the year left out when it is not known)."""
+    label = PERIOD_LABELS.get(period, period)
+    if year is None:
+        return label
+    return f"{year}{label}" if label.startswith("年") else f"{year}年{label}"

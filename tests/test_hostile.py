@@ -265,7 +265,7 @@ def test_interrupted_run_leaves_the_previous_complete_output(tmp_path, monkeypat
     result = run(inbox, out)
     assert result.exit_code == 2 and "已中断" in result.output
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert not list(tmp_path.glob(".out.tmp-*"))
+    assert not list(tmp_path.glob(".pointsbatch-staging-*"))
 
 
 def test_a_run_killed_between_its_two_renames_is_recovered(tmp_path):
@@ -275,7 +275,9 @@ def test_a_run_killed_between_its_two_renames_is_recovered(tmp_path):
     out = tmp_path / "out"
     run(inbox, out)
     previous = (out / "scores.csv").read_bytes()
-    out.rename(tmp_path / ".out.old")  # the state a kill between the two renames leaves
+    from pointsbatch.outdir import old_name
+
+    out.rename(old_name(out))  # the state a kill between the two renames leaves
     batch.recover_interrupted(out)
     assert (out / "scores.csv").read_bytes() == previous
 

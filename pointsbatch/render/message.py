@@ -12,7 +12,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_bytes, safe_component
+from ..files import atomic_write_bytes, safe_component, unique
 from ..jinja import render_text
 from ..model import FileResult, RunOptions
 from ..names import OUTBOX
@@ -79,12 +79,7 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
             "errors": res.errors,
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
         }
-        base = safe_component(res.branch or Path(res.name).stem, "工作簿")
-        name = base
-        n = 2
-        while name in used:
-            name, n = f"{base}_{n}", n + 1
-        used.add(name)
+        name = unique(safe_component(res.branch or Path(res.name).stem, "工作簿"), used)
         tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender,
                       {"X-Pointsbatch-Source-SHA256": res.sha256}, options.templates))
     if pool is not None and len(tasks) > 1:

@@ -1,0 +1,233 @@
+"""OUT belongs to the batch, and to one year and period (OUTPUTS.md).
+
+`run` writes into OUT only when OUT is missing, empty, or holds an earlier run of the same year and period (its
+marker file or run.json says so); anything else is refused before any work. The new run is built in a staging
+folder beside OUT and swapped in at the end. Whatever the old OUT holds that pointsbatch did not write, or that was
+changed since it wrote it, is carried into the new OUT: nothing pointsbatch did not write is ever deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .files import sha256_file, unique
+from .model import RunError
+from .names import HISTORY, SENT_LOG, period_title
+
+MARKER = ".pointsbatch.json"  # in OUT: the year and period it holds, written by every run
+STAGING_PREFIX = ".pointsbatch-staging-"
+STAGING_SENTINEL = ".pointsbatch-staging"  # inside a staging folder: only such folders are ever cleaned up
+OLD_PREFIX = ".pointsbatch-old-"
+SLOTS = ".slots"  # inside staging: one folder a workbook, where its outputs are built before they are named
+# files a system or an office program drops into any folder: they do not make OUT someone else's
+SYSTEM_FILES = {"desktop.ini", "thumbs.db", ".ds_store"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an existing OUT holds: a run of this year and period (year None: not recorded)."""
+    year: int | None
+    period: str | None
+
+
+def read_claim(out: Path) -> Claim | None:
+    """None when OUT is missing or empty; its Claim when it holds a pointsbatch run. Raises RunError for anything
+    else (a file, a folder of other things), saying why and what to do."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise RunError(f"输出位置 {out} 是一个文件，不是文件夹。请用 -o 指定一个文件夹（或不写 -o，使用默认的 results 文件夹）。")
+    try:
+        names = [p.name for p in out.iterdir()]
+    except OSError as exc:
+        raise RunError(f"无法读取输出文件夹 {out}（{exc.strerror or exc}），请检查它的权限。") from exc
+    if all(n.casefold() in SYSTEM_FILES for n in names):
+        return None
+    for name in (MARKER, "run.json"):
+        doc = _read_json(out / name)
+        if isinstance(doc, dict) and doc.get("tool") == "pointsbatch":
+            year = doc.get("year")
+            period = doc.get("period")
+            return Claim(year if isinstance(year, int) else None, period if isinstance(period, str) else None)
+    raise RunError(
+        f"输出文件夹 {out} 里已经有别的文件，不是 pointsbatch 的计分结果。为了不覆盖、不删除这些文件，本次没有计分。"
+        "请用 -o 指定一个新的或空的文件夹，或者不写 -o，使用默认的 results/<年度><期间> 文件夹。")
+
+
+def check_claim(out: Path, claim: Claim | None, year: int | None, period: str) -> None:
+    """Refuse a run into the results of another year or period, naming the folder to use instead."""
+    if claim is None:
+        return
+    other_period = claim.period is not None and claim.period != period
+    other_year = claim.year is not None and year is not None and claim.year != year
+    if other_period or other_year:
+        held = period_title(claim.year, claim.period or period)
+        wanted = period_title(year if year is not None else claim.year, period)
+        raise RunError(
+            f"输出文件夹 {out} 中是{held}的计分结果，本次是{wanted}计分。每个年度和期间的结果放在各自的文件夹里，"
+            f"不会互相覆盖：请用 -o {out.parent / wanted}，或者不写 -o（默认 results/{wanted}）。")
+
+
+def check_apart(out: Path, inputs: dict[str, Path | None]) -> None:
+    """INBOX, the registry, the rules, the settings and templates may not lie inside OUT (the run replaces OUT), nor
+    OUT inside INBOX (the next run would read the outputs as inputs)."""
+    out = out.resolve()
+    for label, path in inputs.items():
+        if path is None:
+            continue
+        path = Path(path).resolve()
+        if path == out or out in path.parents:
+            raise RunError(f"{label} {path} 在输出文件夹 {out} 里面：每次计分都会替换输出文件夹，它会被移走。"
+                           "请把它放到输出文件夹外面，或用 -o 换一个输出文件夹。")
+    inbox = inputs.get("收件文件夹")
+    if inbox is not None and Path(inbox).resolve() in out.parents:
+        raise RunError(f"输出文件夹 {out} 在收件文件夹 {Path(inbox).resolve()} 里面：下次计分会把结果当成收到的文件。"
+                       "请把输出文件夹放到收件文件夹外面。")
+
+
+def write_claim(staging: Path, year: int | None, period: str) -> None:
+    (staging / MARKER).write_text(json.dumps({"tool": "pointsbatch", "year": year, "period": period},
+                                             ensure_ascii=False), encoding="utf-8")
+
+
+# --- staging and the swap --------------------------------------------------------------------------------------
+
+
+def prepare_container(container: Path) -> None:
+    """The folder OUT lives in, made if need be: where the lock and the staging folder go."""
+    try:
+        container.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"无法在 {container} 写入输出（{exc.strerror or exc}），请检查磁盘空间和写入权限，"
+                       "或用 -o 换一个输出文件夹。") from exc
+
+
+def clear_stale(container: Path) -> None:
+    """Staging folders a killed run left in `container`. Called with the container's lock held, so no other run can
+    be using one; only folders that carry the staging sentinel are removed."""
+    try:
+        candidates = [p for p in container.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    except OSError:
+        return
+    for folder in candidates:
+        if (folder / STAGING_SENTINEL).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_staging(container: Path) -> Path:
+    """A new staging folder in `container` (the folder OUT lives in), proven writable."""
+    try:
+        container.mkdir(parents=True, exist_ok=True)
+        staging = container / f"{STAGING_PREFIX}{os.getpid()}"
+        if (staging / STAGING_SENTINEL).is_file():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        (staging / STAGING_SENTINEL).write_bytes(b"")
+    except OSError as exc:
+        raise RunError(f"无法在 {container} 写入输出（{exc.strerror or exc}），请检查磁盘空间和写入权限，"
+                       "或用 -o 换一个输出文件夹。") from exc
+    return staging
+
+
+def old_name(out: Path) -> Path:
+    return out.parent / f"{OLD_PREFIX}{out.name}"
+
+
+def recover_interrupted(out: Path) -> None:
+    """If a run was killed between its two renames, put the previous complete OUT back."""
+    old = old_name(out)
+    if old.exists() and not out.exists():
+        os.replace(old, out)
+    elif old.exists() and ((old / MARKER).exists() or (old / "run.json").exists()):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def swap_in(staging: Path, out: Path, previous_outputs: dict[str, str], history: str) -> list[str]:
+    """Replace OUT by the complete staging folder: OUT is the old run or the new one, never a mixture.
+
+    Every file of the old OUT that pointsbatch did not write (or that changed since it wrote it) is copied into the
+    new one first: at its own path when that is free, else under 历史/<history>/. Returns those paths."""
+    (staging / STAGING_SENTINEL).unlink(missing_ok=True)
+    old = old_name(out)
+    kept: list[str] = []
+    if out.exists():
+        os.replace(out, old)  # nobody can add a file to the old OUT from here on
+        try:
+            kept = _carry_foreign(old, staging, previous_outputs, history)
+        except BaseException:
+            os.replace(old, out)
+            raise
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return kept
+
+
+def _carry_foreign(old: Path, staging: Path, previous_outputs: dict[str, str], history: str) -> list[str]:
+    kept = []
+    for path in sorted(old.rglob("*")):
+        rel = path.relative_to(old).as_posix()
+        if not path.is_file() or path.is_symlink() and not path.exists():
+            continue
+        if rel in (MARKER, "run.json", SENT_LOG) or rel.startswith(f"{HISTORY}/"):
+            continue  # pointsbatch's own: the new run has its own, and carries the log and history
+        if rel in previous_outputs and previous_outputs[rel] == sha256_file(path):
+            continue  # written by the previous run and unchanged: replaced by this run's
+        target = staging / rel
+        if target.exists() or rel in previous_outputs:
+            target = staging / HISTORY / history / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        kept.append(target.relative_to(staging).as_posix())
+    return kept
+
+
+# --- unique output names ---------------------------------------------------------------------------------------
+
+
+def place(slot: Path, staging: Path, outputs: list[str], taken: set[str]) -> list[str]:
+    """Move one workbook's outputs from its slot to their final names in staging; a name another workbook already
+    has gets a distinct suffix, in its folder and in every file name that starts with it."""
+    placed = []
+    renamed: dict[str, str] = {}
+    for rel in outputs:
+        parts = Path(rel).parts
+        unit = _unit(parts)
+        if unit not in renamed:
+            renamed[unit] = unique(unit, taken, parts[0])
+        final = [parts[0], *(renamed[unit] + p[len(unit):] if p.startswith(unit) else p for p in parts[1:])]
+        target = staging.joinpath(*final)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(slot / rel, target)
+        placed.append(Path(*final).as_posix())
+    return placed
+
+
+def _unit(parts: tuple[str, ...]) -> str:
+    """The name a workbook's outputs are built on: its folder under 支部/, or the stem of its files elsewhere."""
+    if len(parts) > 2:
+        return parts[1]
+    return parts[-1].rsplit("_", 1)[0] if "_" in parts[-1] else Path(parts[-1]).stem
+
+
+def digest_for_manifest(path: Path, limit: int = 64 << 20) -> dict[str, Any]:
+    """A file's SHA-256 for run.json; a file over `limit` bytes (not a workbook the run reads) is hashed over its
+    first MiB only, and run.json says so."""
+    size = path.stat().st_size
+    if size <= limit:
+        return {"sha256": sha256_file(path)}
+    with path.open("rb") as fh:
+        head = hashlib.sha256(fh.read(1 << 20)).hexdigest()
+    return {"sha256": "", "size": size, "sha256_first_mib": head}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
