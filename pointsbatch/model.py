@@ -48,6 +48,7 @@ class FileResult:
     email: str | None = None
     outputs: list[str] = field(default_factory=list)  # relative to OUT
     source: str = ""  # the file in INBOX, for a marked copy made after the fact
+    supervision: dict[str, Any] = field(default_factory=dict)  # supervision.branch_figures, for the town's view
 
     @property
     def errors(self) -> int:
