@@ -20,16 +20,16 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
+    from pointsbatch.files import sha256_file
     from pointsbatch.history import ledger_rows
     from pointsbatch.model import FileResult
-    from pointsbatch.render.feedback import write_feedback
-    from pointsbatch.workers import CHUNK
-    from pointsbatch.files import sha256_file
     from pointsbatch.render.branch import member_rows, records, render_notice, render_results
+    from pointsbatch.render.feedback import write_feedback
     from pointsbatch.rules import load_rules
     from pointsbatch.score import score_branches
     from pointsbatch.validate import validate_workbook, validate_workbooks
     from pointsbatch.workbook.read import read_workbook
+    from pointsbatch.workers import CHUNK
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)

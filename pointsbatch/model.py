@@ -49,6 +49,7 @@ class FileResult:
     outputs: list[str] = field(default_factory=list)  # relative to OUT
     source: str = ""  # the file in INBOX, for a marked copy made after the fact
     slot: Path | None = None  # the folder its outputs are built in, before they get their final, unique names
+    supervision: dict[str, Any] = field(default_factory=dict)  # supervision.branch_figures, for the town's view
 
     @property
     def errors(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -73,6 +74,15 @@ class GradeRules:
 
 
 @dataclass(frozen=True)
+class SupervisionRules:
+    """When the town's view of its branches (督促检查) adds a hint; nothing here changes a score."""
+
+    unlikely_attendance: float = 1.0  # an attendance rate at or above this looks unlikely
+    exempt_share: float = 0.2  # an exempt share of the members above this is named
+    min_incentive_activities: int = 1  # fewer incentive activities logged in the period than this are named
+
+
+@dataclass(frozen=True)
 class Rules:
     name: str
     digest: str
@@ -83,6 +93,7 @@ class Rules:
     veto: VetoRules
     grades: GradeRules
     notice_days: int
+    supervision: SupervisionRules = SupervisionRules()
 
     def base_max(self, items_in_period: list[str] | None = None) -> float:
         """The most base points the grid's events can give (all events, or those named)."""
@@ -150,6 +161,8 @@ class _Reader:
             node = node[part]
         if kind is float and isinstance(node, int) and not isinstance(node, bool):
             node = float(node)
+        if kind is float and isinstance(node, float) and not math.isfinite(node):
+            raise RulesError(f"规则文件设置项 {name} 的值 {node} 不是有限的数字")
         if not isinstance(node, kind) or (kind is not bool and isinstance(node, bool)):
             raise RulesError(f"规则文件设置项 {name} 的值 {node!r} 类型不对，应为{_KIND_NAMES[kind]}")
         if lo is not None and node < lo:  # type: ignore[operator]
@@ -216,6 +229,18 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
         ),
         grades=grades,
         notice_days=r.get("notice.days", int, lo=1, hi=365),
+        supervision=_supervision(r),
+    )
+
+
+def _supervision(r: _Reader) -> SupervisionRules:
+    """The [supervision] settings; a rules file written before they existed gets the bundled defaults."""
+    if "supervision" not in r.doc:
+        return SupervisionRules()
+    return SupervisionRules(
+        unlikely_attendance=r.get("supervision.unlikely_attendance", float, lo=0, hi=1),
+        exempt_share=r.get("supervision.exempt_share", float, lo=0, hi=1),
+        min_incentive_activities=r.get("supervision.min_incentive_activities", int, lo=0),
     )
 
 

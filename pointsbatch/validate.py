@@ -51,6 +51,7 @@ class Branch:
     negative: pd.DataFrame
     veto: pd.DataFrame
     objections: pd.DataFrame
+    event_dates: dict[str, dt.date] = field(default_factory=dict)  # grid event header -> its date in row 2
 
 
 @dataclass
@@ -244,6 +245,7 @@ class _Context:
         self.info: dict[str, Any] = {}
         self.typed: dict[str, pd.DataFrame] = {}
         self.attendance = pd.DataFrame()
+        self.event_dates: dict[str, dt.date] = {}
         self.letters: dict[str, dict[str, str]] = {}  # by sheet key: column key -> the column's letter
         self._index: tuple[dict, dict, dict, set] | None = None
 
@@ -439,6 +441,7 @@ class _Context:
                 self.add("event_date_outside_year", spec.GRID_SHEET, cell, parsed, header=event.header)
             else:
                 months[event.header] = parsed.month
+                self.event_dates[event.header] = parsed
                 if not _in_slot(event, parsed.month):
                     self.add("event_date_outside_slot", spec.GRID_SHEET, cell, parsed, header=event.header)
         return months
@@ -542,7 +545,8 @@ class _Context:
         attendance = self.attendance.copy()
         attendance["seq"] = attendance["seq"].astype(int)
         return Branch(self.book.path, info, roster.reset_index(drop=True), attendance,
-                      tables["incentive"], tables["negative"], tables["veto"], tables["objections"])
+                      tables["incentive"], tables["negative"], tables["veto"], tables["objections"],
+                      dict(self.event_dates))
 
 
 def _column_index(letter: str) -> int:

@@ -156,6 +156,8 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     result.flags = len(scores.flags)
     result.email = branch.info.email
     result.outputs = [str(results_rel), str(notice_rel)]
+    from .supervision import branch_figures
+    result.supervision = branch_figures(branch, scores, job.rules)
 
 
 def template_problem(templates: Path | None) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
 OUT = Path(__file__).resolve().parent.parent / "pointsbatch" / "templates"
@@ -102,6 +103,7 @@ def summary_template() -> Workbook:
         {9: "0.0"},
         subtitle="计分日期：{{ run_date }}　收到工作簿{{ counts.files }}份，通过{{ counts.accepted }}份，退回{{ counts.rejected }}份，未报送{{ counts.missing }}个支部",
     )
+    supervision_sheet(wb.create_sheet("支部工作情况"))
     member_cols = [("支部名称", 24), ("序号", 6), ("姓名", 10), ("党员类别", 10), ("基础分", 8), ("激励分", 8),
                    ("扣分", 7), ("一票否决", 20), ("总分", 8), ("等次", 12), ("可评先评优", 10), ("奖励上限（元）", 12)]
     member_cells = ["{{ m.branch }}", "{{ m.seq }}", "{{ m.name }}", "{{ m.category }}", "{{ m.base }}",
@@ -125,6 +127,38 @@ def summary_template() -> Workbook:
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     return wb
+
+
+def supervision_sheet(ws) -> None:
+    """督促检查: one row a branch; an event held fewer times than required, and every 提示, are highlighted by
+    conditional formats on the repeat row (the renderer grows them with the rows)."""
+    events = ["activity_day", "lecture", "congress", "org_life", "evaluation", "pledge"]
+    table(
+        ws,
+        "{{ year ~ '年' if year else '' }}{{ period.label }}各支部党员积分制工作情况（督促检查）",
+        [("支部名称", 24), ("党员数", 7), ("党员活动日", 9), ("党课", 7), ("党员大会", 9), ("组织生活会", 9),
+         ("民主评议", 8), ("承诺践诺", 8), ("出勤率", 8), ("有激励记录的党员", 11), ("扣分次数", 8), ("一票否决", 8),
+         ("免于积分管理", 12), ("提示", 46)],
+        ["{{ s.name }}", "{{ s.members }}", *[f"{{{{ s.{e} }}}}" for e in events], "{{ s.attendance }}",
+         "{{ s.incentive }}", "{{ s.deductions }}", "{{ s.vetoes }}", "{{ s.exempt }}", "{{ s.hint }}"],
+        "{%row for s in supervision %}",
+        {9: "0.0%"},
+        subtitle="活动栏为“已开展次数/应开展次数”；出勤率为 √ 占 √、×、假 的比例（不含免于积分管理的党员）；"
+                 "少于应开展次数的标为红色，有提示的标为黄色",
+    )
+    for col in range(2, 14):
+        ws.cell(4, col).alignment = Alignment(horizontal="center", vertical="center")
+    ws.cell(4, 1).alignment = Alignment(vertical="center")
+    ws.cell(4, 14).alignment = Alignment(vertical="center", wrap_text=True)
+    ws.row_dimensions[3].height = 30  # the longer headers wrap onto two lines
+    ws.freeze_panes = "B4"
+    short = 'IFERROR(VALUE(LEFT(C4,FIND("/",C4)-1))<VALUE(MID(C4,FIND("/",C4)+1,9)),FALSE)'
+    ws.conditional_formatting.add("C4:H4", FormulaRule(
+        formula=[short], font=Font(bold=True, color="9C0006"),
+        fill=PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")))
+    ws.conditional_formatting.add("N4", FormulaRule(
+        formula=["LEN(N4)>0"], font=Font(color="9C0006"),
+        fill=PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C")))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from helpers import build, member
 from openpyxl import Workbook, load_workbook
 from openpyxl.comments import Comment
-from openpyxl.formatting.rule import CellIsRule
+from openpyxl.formatting.rule import CellIsRule, ColorScaleRule, FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
 from pointsbatch.cli import main
@@ -114,10 +114,49 @@ def test_an_empty_list_leaves_one_blank_styled_row(tmp_path, large):
 def test_a_template_with_what_cannot_be_carried_over_is_refused(tmp_path):
     path = make_template(tmp_path / "t.xlsx")
     wb = load_workbook(path)
-    wb.active.conditional_formatting.add("C4", CellIsRule(operator="lessThan", formula=["60"],
-                                                          fill=PatternFill("solid", fgColor="FFFF00")))
+    wb.active["A2"].comment = Comment("说明", "镇里")
     wb.save(path)
-    with pytest.raises(TemplateError, match="条件格式"):
+    with pytest.raises(TemplateError, match="批注"):
+        render_xlsx(path, {"title": "x", "people": [], "clerk": "", "total": 0}, tmp_path / "out.xlsx")
+    assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_conditional_formats_on_the_repeat_row_grow_with_the_rows(tmp_path):
+    path = make_template(tmp_path / "t.xlsx")
+    wb = load_workbook(path)
+    ws = wb.active
+    ws.conditional_formatting.add("C4", CellIsRule(operator="lessThan", formula=["60"],
+                                                   fill=PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE"),
+                                                   font=Font(bold=True, color="9C0006")))
+    ws.conditional_formatting.add("A3:D3", FormulaRule(formula=['$A$3="序号"'], font=Font(italic=True)))
+    ws.conditional_formatting.add("B4:B4 D4", FormulaRule(formula=['LEN(B4)>2'], border=BOX))
+    wb.save(path)
+    people = [{"seq": i, "name": f"党员{i}", "score": 50 + 10 * i, "day": None} for i in range(1, 4)]
+    out = tmp_path / "out.xlsx"
+    render_xlsx(path, {"title": "三人", "people": people, "clerk": "王五", "total": 3}, out)
+    ws = load_workbook(out)["三人"]
+    found = {str(cf.sqref): cf.rules[0] for cf in ws.conditional_formatting}
+    assert set(found) == {"C4:C6", "A3:D3", "B4:B6 D4:D6"}
+    less = found["C4:C6"]
+    assert (less.type, less.operator, less.formula) == ("cellIs", "lessThan", ["60"])
+    assert less.dxf.fill.bgColor.rgb.endswith("FFC7CE") and less.dxf.font.b and less.dxf.font.color.rgb.endswith("9C0006")
+    assert found["A3:D3"].formula == ['$A$3="序号"'] and found["A3:D3"].dxf.font.i
+    assert found["B4:B6 D4:D6"].dxf.border.left.style == "thin"
+    assert [ws.cell(r, 3).value for r in (4, 5, 6)] == [60, 70, 80] and ws["A7"].value == "共3人，填表人：王五"
+
+
+@pytest.mark.parametrize(("where", "rule", "why"), [
+    ("A5", FormulaRule(formula=["A5>0"], font=Font(bold=True)), "在重复行（第4行）下方"),
+    ("C4", FormulaRule(formula=["C4>$D$5"], font=Font(bold=True)), "引用了重复行（第4行）下方"),
+    ("C4", FormulaRule(formula=["C4>Sheet2!A1"], font=Font(bold=True)), "其他工作表"),
+    ("C4", ColorScaleRule(start_type="min", start_color="FFFFFF", end_type="max", end_color="C00000"), "colorScale"),
+])
+def test_a_conditional_format_that_would_look_at_the_wrong_cells_is_refused(tmp_path, where, rule, why):
+    path = make_template(tmp_path / "t.xlsx")
+    wb = load_workbook(path)
+    wb.active.conditional_formatting.add(where, rule)
+    wb.save(path)
+    with pytest.raises(TemplateError, match=rf"「\{{\{{ title \}}\}}」{where}的条件格式.*{why}"):
         render_xlsx(path, {"title": "x", "people": [], "clerk": "", "total": 0}, tmp_path / "out.xlsx")
     assert not (tmp_path / "out.xlsx").exists()
 

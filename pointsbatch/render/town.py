@@ -104,7 +104,11 @@ def render_index(context: dict[str, Any]) -> str:
     grades = bar_chart([(g, n) for g, n in context["grade_counts"]], color="#c00000")
     averages = bar_chart([(b["name"], b["average"]) for b in context["branches"] if b["average"] is not None],
                          max_value=100, color="#2f5597")
-    return render_text("index.html", grade_chart=grades, average_chart=averages, **context)
+    from .supervision import attendance_pairs
+
+    attendance = bar_chart(attendance_pairs(context["supervision"]), max_value=100, color="#548235")
+    return render_text("index.html", grade_chart=grades, average_chart=averages, attendance_chart=attendance,
+                       **context)
 
 
 def all_members(report: RunReport) -> list[dict[str, Any]]:
@@ -139,6 +143,8 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
 
 
 def town_context(report: RunReport, rules: Rules, options: RunOptions, previous: dict[str, Any]) -> dict[str, Any]:
+    from .supervision import supervision_rows
+
     members = all_members(report)
     scored = [m for m in members if not m["exempt"]]
     grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in ("优秀", "合格", "不合格", "免于积分管理")]
@@ -148,6 +154,7 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
         "run_date": options.run_date.isoformat(),
         "rules_name": rules.name,
         "branches": branch_rows(report),
+        "supervision": supervision_rows(report.files, report.missing),
         "members": members,
         "failed": [m for m in scored if m["grade"] == "不合格"],
         "excellent": [m for m in scored if m["grade"] == "优秀"],

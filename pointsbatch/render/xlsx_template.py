@@ -9,8 +9,10 @@
 The template is read once per process with openpyxl into a plan (cells, styles, widths, heights, merged cells,
 frozen panes, page setup); each output is then written with XlsxWriter, several times faster than building and
 saving an openpyxl workbook of the same size, except the repeated rows, which `_Rows` writes into the sheet's XML
-itself (see there why). What the plan cannot carry over faithfully (pictures, charts, comments, conditional
-formatting, data validation) is refused with a message rather than silently dropped.
+itself (see there why). Conditional formats are carried over when they are of a kind this renderer can reproduce
+(see `_conditional_formats`): one on the repeat row grows with it. What the plan cannot carry over faithfully
+(pictures, charts, comments, data validation, any other conditional format) is refused with a message rather than
+silently dropped.
 """
 
 from __future__ import annotations
@@ -66,12 +68,16 @@ class _Sheet:
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     freeze: tuple[int, int] | None = None
     setup: list[tuple[str, tuple]] = field(default_factory=list)  # XlsxWriter worksheet calls
+    # conditional formats, by priority: ranges (first row, first column, last row, last column; 1-based),
+    # XlsxWriter's options without the format, and the index of the format's properties in _Plan.dxfs
+    conditional: list[tuple[list[tuple[int, int, int, int]], dict[str, Any], int]] = field(default_factory=list)
 
 
 @dataclass
 class _Plan:
     sheets: list[_Sheet]
     formats: list[dict[str, Any]]  # XlsxWriter format properties, by style index
+    dxfs: list[dict[str, Any]] = field(default_factory=list)  # XlsxWriter properties of conditional formats
 
 
 @dataclass
@@ -101,12 +107,13 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
         try:
             formats = [wb.add_format(props) for props in plan.formats]
             dates = _DateFormats(wb, plan.formats, formats)
+            dxfs = [wb.add_format(props) for props in plan.dxfs]
             rendered = Rendered(wb, {}, {})
             for sheet in plan.sheets:
                 title = _clean_title(str(sheet.title(context))) if callable(sheet.title) else sheet.title
                 ws = wb.add_worksheet(title, worksheet_class=_Rows)
                 rendered.sheets[sheet.name] = ws
-                rendered.rows_used[sheet.name] = _write_sheet(ws, sheet, context, formats, dates)
+                rendered.rows_used[sheet.name] = _write_sheet(ws, sheet, context, formats, dates, dxfs)
             if finish:
                 finish(rendered)
         finally:
@@ -148,7 +155,8 @@ class _DateFormats:
         return self.made[index]
 
 
-def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[Any], dates: _DateFormats) -> int:
+def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[Any], dates: _DateFormats,
+                 dxfs: Sequence[Any] = ()) -> int:
     items: list[Any] = []
     if sheet.repeat_row is not None and sheet.repeat_items is not None:
         found = sheet.repeat_items(context)
@@ -185,7 +193,22 @@ def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[
     if sheet.freeze:
         ws.freeze_panes(moved(sheet.freeze[0]) - 1, sheet.freeze[1] - 1)
     _page_setup(ws, sheet.setup)
+    _write_conditional(ws, sheet, shift, dxfs)
     return last_row
+
+
+def _write_conditional(ws: Any, sheet: _Sheet, shift: int, dxfs: Sequence[Any]) -> None:
+    """The template's conditional formats; a range that reaches the repeat row reaches every repeated row (none
+    starts below it: `_conditional_formats` refuses those)."""
+    from xlsxwriter.utility import xl_range
+
+    at = sheet.repeat_row
+    for ranges, options, dxf in sheet.conditional:
+        grown = [(r1, c1, r2 + shift if at is not None and r2 >= at else r2, c2) for r1, c1, r2, c2 in ranges]
+        r1, c1, r2, c2 = grown[0]
+        extra = {"multi_range": " ".join(xl_range(a - 1, b - 1, c - 1, d - 1) for a, b, c, d in grown)} \
+            if len(grown) > 1 else {}
+        ws.conditional_format(r1 - 1, c1 - 1, r2 - 1, c2 - 1, {**options, **extra, "format": dxfs[dxf]})
 
 
 def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, context: dict[str, Any],
@@ -381,6 +404,7 @@ def _plan(path: str, mtime: float) -> _Plan:
         return styles[key]
 
     sheets = []
+    dxfs: list[dict[str, Any]] = []
     for ws in wb.worksheets:
         _refuse_unsupported(path, ws)
         where = "工作表名称"
@@ -419,8 +443,9 @@ def _plan(path: str, mtime: float) -> _Plan:
 
             sheet.freeze = coordinate_to_tuple(ws.freeze_panes)
         sheet.setup = _setup(ws)
+        sheet.conditional = _conditional_formats(path, ws, sheet.repeat_row, dxfs)
         sheets.append(sheet)
-    return _Plan(sheets, formats)
+    return _Plan(sheets, formats, dxfs)
 
 
 def _refuse_unsupported(path: str, ws: Any) -> None:
@@ -429,8 +454,6 @@ def _refuse_unsupported(path: str, ws: Any) -> None:
         found.append("图片")
     if ws._charts:
         found.append("图表")
-    if ws.conditional_formatting:
-        found.append("条件格式")
     if ws.data_validations.dataValidation:
         found.append("数据验证（下拉列表）")
     if any(c.comment for row in ws.iter_rows() for c in row):
@@ -438,6 +461,100 @@ def _refuse_unsupported(path: str, ws: Any) -> None:
     if found:
         raise TemplateError(f"输出模板 {Path(path).name} 的工作表「{ws.title}」含有{'、'.join(found)}，"
                             "本程序不能照原样生成；请从模板中删除后再运行")
+
+
+CF_OPERATORS = {"lessThan": "<", "lessThanOrEqual": "<=", "greaterThan": ">", "greaterThanOrEqual": ">=",
+                "equal": "==", "notEqual": "!=", "between": "between", "notBetween": "not between"}
+_FORMULA_STRING = re.compile(r'"[^"]*"')
+_FORMULA_ROW = re.compile(r"(?<![A-Za-z0-9_.$])\$?[A-Za-z]{1,3}\$?(\d+)(?![\d(A-Za-z_])")
+
+
+def _conditional_formats(path: str, ws: Any, at: int | None,
+                         dxfs: list[dict[str, Any]]) -> list[tuple[list[tuple[int, int, int, int]], dict[str, Any], int]]:
+    """The sheet's conditional formats as XlsxWriter options, in priority order; `dxfs` gets their formats.
+
+    Carried: 单元格值 comparisons (cellIs), formulas (expression), blanks and non-blanks, with a font, fill, border
+    or number format. A range may reach the repeat row (it then grows with the rows) but not start below it, and a
+    formula may not point below the repeat row or at another sheet: those cells move, and the format would quietly
+    look at the wrong ones. Anything else is refused with a message naming the sheet and range."""
+    found = sorted(((rule.priority or 0, n, rule, cf.sqref) for n, cf in enumerate(ws.conditional_formatting)
+                    for rule in cf.rules), key=lambda t: (t[0], t[1]))
+    out = []
+    for _priority, _n, rule, sqref in found:
+        ranges = [(r.min_row, r.min_col, r.max_row, r.max_col) for r in sqref.ranges]
+        formulas = [str(f) for f in (rule.formula or [])]
+
+        def refuse(why: str, sqref: Any = sqref) -> TemplateError:
+            return TemplateError(f"输出模板 {Path(path).name} 的工作表「{ws.title}」{sqref}的条件格式{why}，"
+                                 "本程序不能照原样生成；请在模板中修改或删除这条条件格式后再运行")
+
+        if at is not None and any(r1 > at for r1, _c1, _r2, _c2 in ranges):
+            raise refuse(f"在重复行（第{at}行）下方")
+        for formula in formulas:
+            text = _FORMULA_STRING.sub('""', formula)
+            if "!" in text or (at is not None and any(int(m[1]) > at for m in _FORMULA_ROW.finditer(text))):
+                raise refuse(f"的公式 {formula} 引用了重复行（第{at}行）下方或其他工作表的单元格")
+        options: dict[str, Any]
+        if rule.type == "cellIs" and rule.operator in CF_OPERATORS and formulas:
+            options = {"type": "cell", "criteria": CF_OPERATORS[rule.operator]}
+            if rule.operator in ("between", "notBetween"):
+                if len(formulas) < 2:
+                    raise refuse("缺少上下限")
+                options |= {"minimum": formulas[0], "maximum": formulas[1]}
+            else:
+                options["value"] = formulas[0]
+        elif rule.type == "expression" and formulas:
+            options = {"type": "formula", "criteria": "=" + formulas[0]}
+        elif rule.type in ("containsBlanks", "notContainsBlanks"):
+            options = {"type": "blanks" if rule.type == "containsBlanks" else "no_blanks"}
+        else:
+            raise refuse(f"（{rule.type}{'：' + rule.operator if rule.operator else ''}）")
+        if rule.stopIfTrue:
+            options["stop_if_true"] = True
+        dxfs.append(_dxf_format(rule.dxf))
+        out.append((ranges, options, len(dxfs) - 1))
+    return out
+
+
+def _dxf_format(dxf: Any) -> dict[str, Any]:
+    """XlsxWriter properties for a conditional format's style (font, fill, border, number format)."""
+    props: dict[str, Any] = {}
+    if dxf is None:
+        return props
+    f = dxf.font
+    if f is not None:
+        if f.b:
+            props["bold"] = True
+        if f.i:
+            props["italic"] = True
+        if f.strike:
+            props["font_strikeout"] = True
+        if f.u:
+            props["underline"] = 1
+        if (color := _color(f.color)) is not None:
+            props["font_color"] = color
+    fill = dxf.fill
+    if fill is not None and getattr(fill, "patternType", None) in (None, "solid"):
+        # a conditional format's solid fill keeps its colour in bgColor (Excel), or in fgColor (some writers)
+        colors = [c for c in (fill.bgColor, fill.fgColor) if c is not None and getattr(c, "rgb", None) != "00000000"]
+        if colors and (color := _color(colors[0])) is not None:
+            props["bg_color"] = color
+    elif fill is not None and fill.patternType in FILL_PATTERNS:
+        props["pattern"] = FILL_PATTERNS.index(fill.patternType) + 1
+        for key, c in (("fg_color", fill.fgColor), ("bg_color", fill.bgColor)):
+            if (color := _color(c)) is not None:
+                props[key] = color
+    b = dxf.border
+    if b is not None:
+        for side in ("left", "right", "top", "bottom"):
+            s = getattr(b, side)
+            if s is not None and s.style in BORDER_STYLES:
+                props[side] = BORDER_STYLES.index(s.style) + 1
+                if (color := _color(s.color)) is not None:
+                    props[f"{side}_color"] = color
+    if dxf.numFmt is not None and dxf.numFmt.formatCode:
+        props["num_format"] = dxf.numFmt.formatCode
+    return props
 
 
 def _setup(ws: Any) -> list[tuple[str, tuple]]:
