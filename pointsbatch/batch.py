@@ -7,6 +7,7 @@ complete run or the new one.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import time
 from collections import Counter
@@ -167,10 +168,11 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
         elif kind == "old":
             res = FileResult(path.name, sha256_or_blank(path), "rejected", problems=[problem("file_old_xls", "", "")],
                              slot=slot)
-            write_feedback(path, res, slot, readable=False)
+            write_feedback(path, res, slot, readable=False, run_at=options.run_at)
             results.append(res)
         else:
-            jobs.append(Job(path, slot, rules, options.period, options.year, options.run_date, notice_start,
+            jobs.append(Job(path, slot, rules, options.period, options.year, options.run_date, options.run_at,
+                            notice_start,
                             options.contact, options.templates))
     processed = list(map_chunks(jobs, pool, options.jobs, progress))
     for res, job in zip(processed, jobs, strict=True):
@@ -178,12 +180,12 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
     year = options.year or _common_year(processed)
     for res in processed:
         if res.status == "accepted" and year is not None and res.year != year:
-            _reject(res, problem("year_mismatch", "支部信息", "B3", res.year, year=year))
-    _reject_duplicates(processed)
+            _reject(res, problem("year_mismatch", "支部信息", "B3", res.year, year=year), options.run_at)
+    _reject_duplicates(processed, options.run_at)
     if registry is not None:
         for res in processed:
             if res.status == "accepted" and res.branch not in registry:
-                _reject(res, problem("branch_not_in_registry", "支部信息", "B2", res.branch))
+                _reject(res, problem("branch_not_in_registry", "支部信息", "B2", res.branch), options.run_at)
     results += processed
     results.sort(key=lambda r: r.name)
     taken: set[str] = set()
@@ -261,17 +263,17 @@ def _common_year(results: list[FileResult]) -> int | None:
     return max(y for y, n in years.items() if n == top)  # on a tie, the later year
 
 
-def _reject(res: FileResult, why: Problem) -> None:
+def _reject(res: FileResult, why: Problem, run_at: dt.datetime) -> None:
     """Reject a workbook the workers accepted: its results go, a marked copy takes their place (in its slot)."""
     assert res.slot is not None
     shutil.rmtree(res.slot, ignore_errors=True)
     res.status = "rejected"
     res.problems = sorted([why, *res.problems], key=sort_key)
     res.members, res.ledger_rows, res.outputs = [], b"", []
-    write_feedback(Path(res.source), res, res.slot, readable=True)
+    write_feedback(Path(res.source), res, res.slot, readable=True, run_at=run_at)
 
 
-def _reject_duplicates(results: list[FileResult]) -> None:
+def _reject_duplicates(results: list[FileResult], run_at: dt.datetime) -> None:
     by_branch: dict[str, list[FileResult]] = {}
     for res in results:
         if res.branch and res.status != "ignored" and not any(p.code.startswith("file_") for p in res.problems):
@@ -281,4 +283,4 @@ def _reject_duplicates(results: list[FileResult]) -> None:
             continue
         for res in group:
             others = "、".join(o.name for o in group if o is not res)
-            _reject(res, problem("file_duplicate_branch", "支部信息", "B2", branch, detail=others))
+            _reject(res, problem("file_duplicate_branch", "支部信息", "B2", branch, detail=others), run_at)

@@ -85,3 +85,22 @@ def unique(unit: str, taken: set[str], folder: str = "") -> str:
         candidate, n = f"{unit}（{n}）", n + 1
     taken.add(f"{folder}/{name_key(candidate)}")
     return candidate
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def fixed_zip_dates(data: bytes, replace: dict[str, bytes] | None = None) -> bytes:
+    """The same zip with every entry dated 1980-01-01 (as XlsxWriter dates its own): its bytes then depend on its
+    content alone. `replace`: entries whose content is given anew."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            entry = zipfile.ZipInfo(info.filename, ZIP_EPOCH)
+            entry.compress_type = info.compress_type
+            entry.external_attr = info.external_attr
+            dst.writestr(entry, (replace or {}).get(info.filename) or src.read(info))
+    return out.getvalue()

@@ -33,6 +33,7 @@ class Job:
     period: str
     year: int | None
     run_date: dt.date
+    run_at: dt.datetime
     notice_start: dt.date
     contact: str | None
     templates: Path | None = None
@@ -64,7 +65,8 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
         results[i] = result
         try:
             if validation.branch is None:
-                write_feedback(job.path, result, job.staging, readable=book.readable, data=book.data)
+                write_feedback(job.path, result, job.staging, readable=book.readable, data=book.data,
+                               run_at=job.run_at)
             else:
                 accepted.append((i, job, result, validation.branch))
         except OSError:
@@ -92,7 +94,7 @@ def _crashed(job: Job, exc: Exception) -> FileResult:
     detail = f"处理时出错：{type(exc).__name__}: {exc}"[:160]
     res = FileResult(job.path.name, sha256_or_blank(job.path), "rejected", source=str(job.path),
                      problems=[problem("file_unreadable", "", "", detail=detail)])
-    write_feedback(job.path, res, job.staging, readable=False)
+    write_feedback(job.path, res, job.staging, readable=False, run_at=job.run_at)
     return res
 
 
@@ -147,7 +149,7 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     notice_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分公示.html"
     (job.staging / folder).mkdir(parents=True, exist_ok=True)
     members, ledger = member_rows(scores, h1), records(scores.ledger)
-    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger)
+    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger, job.run_at)
     html = render_notice(branch, scores, job.rules, job.notice_start, job.contact)
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
     result.status = "accepted"

@@ -82,7 +82,7 @@ def member_rows(scores: Scores, h1: Scores | None = None) -> Records:
 
 
 def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, run_date: dt.date,
-                   members: Records, ledger: Records) -> None:
+                   members: Records, ledger: Records, run_at: dt.datetime | None = None) -> None:
     """Write the branch's results workbook: scores, ledger, flags, objections, and the rules applied.
 
     `members` and `ledger` are `member_rows(scores, h1)` and `records(scores.ledger)`, made once by the caller.
@@ -100,7 +100,7 @@ def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, r
         if not branch.objections.empty else [],
         "rules": rules.summary() + [("计分期间", scores.period.label), ("计分日期", run_date.isoformat())],
     }
-    render_xlsx(template_path(RESULTS_TEMPLATE), context, target)
+    render_xlsx(template_path(RESULTS_TEMPLATE), context, target, created=run_at)
 
 
 def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None) -> dict:

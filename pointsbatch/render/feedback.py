@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from ..files import safe_component
@@ -9,9 +10,10 @@ from ..model import FileResult
 from ..names import FEEDBACK
 
 
-def write_feedback(source: Path, result: FileResult, staging: Path, readable: bool, data: bytes | None = None) -> None:
+def write_feedback(source: Path, result: FileResult, staging: Path, readable: bool, data: bytes | None = None,
+                   run_at: dt.datetime | None = None) -> None:
     """The marked copy (when the file could be opened) and a plain problem list, in 问题反馈/; `data`: the file's
-    bytes as they were checked, when the caller has them."""
+    bytes as they were checked, when the caller has them; `run_at`: the run's clock, for the copy's properties."""
     from ..workbook.marked import problem_table_rows, write_marked_copy
 
     stem = safe_component(source.stem, "工作簿")
@@ -21,7 +23,7 @@ def write_feedback(source: Path, result: FileResult, staging: Path, readable: bo
     if readable:
         target = folder / f"{stem}_问题标注.xlsx"
         try:
-            write_marked_copy(source, result.problems, target, data)
+            write_marked_copy(source, result.problems, target, data, created=run_at)
             outputs.append(str(Path(FEEDBACK) / target.name))
         except Exception:  # openpyxl could not rewrite it; the problem list still goes back
             pass

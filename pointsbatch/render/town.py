@@ -50,7 +50,7 @@ def scores_csv(members: list[dict[str, Any]]) -> bytes:
 def render_summary(target: Path, context: dict[str, Any]) -> None:
     """全镇汇总.xlsx from its template, plus native bar charts of the grades and of the branch averages."""
     render_xlsx(template_path(SUMMARY_TEMPLATE), context, target, finish=lambda book: _add_charts(book, context),
-                large=True)
+                large=True, created=context.get("run_at"))
 
 
 def _add_charts(book: Rendered, context: dict[str, Any]) -> None:
@@ -152,6 +152,7 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
         "year": report.year,
         "period": PERIODS[report.period],
         "run_date": options.run_date.isoformat(),
+        "run_at": options.run_at,
         "rules_name": rules.name,
         "branches": branch_rows(report),
         "supervision": supervision_rows(report.files, report.missing),

@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 from xlsxwriter.worksheet import Worksheet
 
+from .. import clock
 from ..files import atomic_save
 from ..jinja import environment
 from ..workbook.values import map_distinct
@@ -90,8 +91,12 @@ class Rendered:
 
 
 def render_xlsx(template: Path, context: dict[str, Any], target: Path,
-                finish: Callable[[Rendered], None] | None = None, large: bool = False) -> None:
+                finish: Callable[[Rendered], None] | None = None, large: bool = False,
+                created: dt.datetime | None = None) -> None:
     """Write `target` (whole or not at all) from the template and the context.
+
+    `created`: the workbook's creation time in its properties (the run's clock; XlsxWriter dates the zip's entries
+    1980-01-01 itself), so the same inputs give the same bytes.
 
     `large`: each sheet's XML goes to a temporary file beside `target` before it is zipped, instead of staying in
     memory (the town summary lists every member of a county).
@@ -104,6 +109,7 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
         memory = {"tmpdir": str(Path(tmp).parent)} if large else {"in_memory": True}
         wb = xlsxwriter.Workbook(tmp, {**memory, "strings_to_formulas": False, "strings_to_urls": False,
                                        "strings_to_numbers": False})
+        wb.set_properties({"created": _utc(created or clock.now())})
         try:
             formats = [wb.add_format(props) for props in plan.formats]
             dates = _DateFormats(wb, plan.formats, formats)
@@ -120,6 +126,11 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
             wb.close()
 
     atomic_save(target, write)
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    """A naive UTC time, as the workbook's properties store it."""
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def check_template(template: Path) -> None:

@@ -3,6 +3,7 @@ and a first sheet 问题清单 listing every problem with a link to its cell."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.workbook.workbook import Workbook
 
-from ..files import atomic_save
 from ..problems import Problem
 from . import spec
 from .read import clean_key
@@ -97,9 +97,22 @@ def _printable(text: str) -> str:
     return cleaned if len(cleaned) <= 300 else cleaned[:300] + "…"
 
 
-def write_marked_copy(source: Path, problems: list[Problem], target: Path, data: bytes | None = None) -> None:
+def write_marked_copy(source: Path, problems: list[Problem], target: Path, data: bytes | None = None,
+                      created: dt.datetime | None = None) -> None:
+    """The marked copy, written whole; dated by `created` (the run's clock) inside and in its zip, so the same
+    workbook and problems give the same bytes."""
+    from openpyxl.xml.functions import tostring
+
+    from .. import clock
+    from ..files import atomic_write_bytes, fixed_zip_dates
+
     wb = marked_copy(source, problems, data)
-    atomic_save(target, wb.save)
+    when = (created or clock.now()).astimezone(dt.UTC).replace(tzinfo=None)
+    buf = io.BytesIO()
+    wb.save(buf)  # (openpyxl sets the modified time to now while saving: the properties are written again below)
+    wb.properties.created = wb.properties.modified = when
+    core = tostring(wb.properties.to_tree())
+    atomic_write_bytes(target, fixed_zip_dates(buf.getvalue(), {"docProps/core.xml": core}))
 
 
 def problem_table_rows(problems: list[Problem]) -> list[tuple[str, str, str, str]]:
