@@ -11,6 +11,7 @@ from pointsbatch.workbook import spec
 from pointsbatch.workbook.template import Filling, build_template, write_workbook
 
 YEAR = 2026
+RUN_DATE = "2027-01-15"  # an annual run in January, as the clerk's usually is
 EVENTS = [e.header for e in spec.GRID_EVENTS]
 
 
@@ -94,3 +95,14 @@ def total_of(scores, seq: int):
 
 def codes(validation) -> set[tuple[str, str, str]]:
     return {(p.sheet, p.cell, p.code) for p in validation.problems}
+
+
+def run(inbox: Path, out: Path | None = None, *extra: str, jobs: int = 1):
+    """`pointsbatch run INBOX [-o OUT] --jobs 1 --run-date RUN_DATE ...` through click's test runner."""
+    from click.testing import CliRunner
+
+    from pointsbatch.cli import main
+
+    args = ["run", str(inbox), *(["-o", str(out)] if out is not None else []), "--jobs", str(jobs),
+            "--run-date", RUN_DATE, *extra]
+    return CliRunner().invoke(main, args, catch_exceptions=False)

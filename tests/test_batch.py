@@ -14,18 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import act, build, marks, member, neg
+from helpers import act, build, marks, member, neg, run
 from openpyxl import load_workbook
 
 from pointsbatch.cli import main
 from pointsbatch.render.town import CSV_COLUMNS
-
-RUN_DATE = "2027-01-15"
-
-
-def run(inbox: Path, out: Path, *extra: str):
-    return CliRunner().invoke(main, ["run", str(inbox), "-o", str(out), "--jobs", "1", "--run-date", RUN_DATE,
-                                     *extra], catch_exceptions=False)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -235,16 +228,22 @@ def test_unusable_inbox_or_registry_exits_2(tmp_path):
     assert result.exit_code == 2 and "支部名录" in result.output
 
 
-def test_jobs_2_gives_byte_identical_scores(tmp_path):
+def test_with_source_date_epoch_two_runs_write_identical_bytes_with_one_worker_or_two(tmp_path, monkeypatch):
+    """SOURCE_DATE_EPOCH (reproducible builds) pins every timestamp: then "nothing changed" is a diff -r."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1768000000")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i in range(4):
         build(inbox / f"{i}.xlsx", info_over={"branch": f"第{i}党支部"},
               incentive=[act("张三", "志愿服务", i)], grid={2: marks(党费1月="×")})
-    run(inbox, tmp_path / "one")
-    CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "two"), "--jobs", "2", "--run-date",
-                              RUN_DATE], catch_exceptions=False)
-    assert (tmp_path / "one" / "scores.csv").read_bytes() == (tmp_path / "two" / "scores.csv").read_bytes()
+    build(inbox / "错.xlsx", info_over={"branch": "第九党支部", "rate": 9})  # a marked copy too
+    outputs = {}
+    for name, jobs in (("one", 1), ("two", 2)):
+        run(inbox, tmp_path / name, jobs=jobs)
+        folder = tmp_path / name
+        outputs[name] = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert any(name.endswith("_问题标注.xlsx") for name in outputs["one"]) and len(outputs["one"]) > 12
+    assert outputs["one"] == outputs["two"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")

@@ -4,7 +4,6 @@ are still processed, inputs stay byte-identical and nothing is written outside O
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import shutil
 import subprocess
@@ -13,20 +12,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import YEAR, act, build, load, member
+from helpers import YEAR, act, build, load, member, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from pointsbatch import batch
-from pointsbatch.cli import main
 from pointsbatch.workbook.read import read_workbook
-
-
-def run(inbox: Path, out: Path, *extra: str):
-    return CliRunner().invoke(main, ["run", str(inbox), "-o", str(out), "--jobs", "1", *extra],
-                              catch_exceptions=False)
 
 
 def codes_of(path: Path) -> set[str]:
@@ -350,7 +342,6 @@ def test_random_zip_members_only_ever_give_problems(tmp_path):
         path.write_bytes(bytes(damaged))
         v = load(path)
         assert v.accepted or v.problems
-    assert io.BytesIO(good).read(2) == b"PK"
 
 
 def test_a_branch_that_trips_a_bug_in_scoring_does_not_sink_the_others_scored_with_it(tmp_path, monkeypatch):

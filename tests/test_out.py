@@ -8,14 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helpers
 import pytest
-from click.testing import CliRunner
-from helpers import build, member
+from helpers import RUN_DATE, build, member
 from openpyxl import load_workbook
-
-from pointsbatch.cli import main
-
-RUN_DATE = "2027-01-15"
 
 
 class Ran:
@@ -27,7 +23,7 @@ class Ran:
 
 
 def run(inbox: Path, *extra: str) -> Ran:
-    return Ran(CliRunner().invoke(main, ["run", str(inbox), "--jobs", "1", "--run-date", RUN_DATE, *extra]))
+    return Ran(helpers.run(inbox, None, *extra))
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -10,12 +10,10 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import YEAR, act, build, marks, member, neg, veto_row
+from helpers import YEAR, act, build, marks, member, neg, run, veto_row
 from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
 
-from pointsbatch.cli import main
 from pointsbatch.rules import RulesError, load_rules
 
 COLUMNS = ["支部名称", "党员数", "党员活动日", "党课", "党员大会", "组织生活会", "民主评议", "承诺践诺", "出勤率",
@@ -24,9 +22,6 @@ SHEET = "支部工作情况"
 HEADER_ROW = 3  # title, subtitle, then the header
 
 
-def run(inbox: Path, out: Path, *extra: str):
-    return CliRunner().invoke(main, ["run", str(inbox), "-o", str(out), "--jobs", "1", "--run-date", "2027-01-15",
-                                     *extra], catch_exceptions=False)
 
 
 def registry(path: Path, names: list[str]) -> Path:
