@@ -395,6 +395,14 @@ def _page_setup(ws: Any, setup: list[tuple[str, tuple]]) -> None:
 
 @lru_cache(maxsize=8)
 def _plan(path: str, mtime: float) -> _Plan:
+    """Read a template with openpyxl into what XlsxWriter needs to write it again.
+
+    Private openpyxl names used here (openpyxl has no public equivalent; pyproject.toml keeps openpyxl below 3.2,
+    and the render tests read every output back): `Cell._style`, the cell's tuple of style indices, as a cheap key
+    for "the same style"; `Worksheet._images` and `Worksheet._charts`, the pictures and charts a loaded sheet holds,
+    to refuse a template whose pictures or charts would otherwise vanish. Without them (a future openpyxl) the key
+    falls back to the public style objects and the refusal to nothing found.
+    """
     from openpyxl import load_workbook
 
     try:
@@ -408,7 +416,9 @@ def _plan(path: str, mtime: float) -> _Plan:
     def style_of(cell: Any) -> int | None:
         if not cell.has_style:
             return None
-        key = tuple(cell._style)
+        raw = getattr(cell, "_style", None)
+        key = tuple(raw) if raw is not None else (cell.font, cell.fill, cell.border, cell.alignment,
+                                                  cell.number_format, cell.protection)
         if key not in styles:
             styles[key] = len(formats)
             formats.append(_format(cell))
@@ -461,9 +471,9 @@ def _plan(path: str, mtime: float) -> _Plan:
 
 def _refuse_unsupported(path: str, ws: Any) -> None:
     found = []
-    if ws._images:
+    if getattr(ws, "_images", None):
         found.append("图片")
-    if ws._charts:
+    if getattr(ws, "_charts", None):
         found.append("图表")
     if ws.data_validations.dataValidation:
         found.append("数据验证（下拉列表）")
