@@ -19,3 +19,8 @@ def period_title(year: int | None, period: str) -> str:
     if year is None:
         return label
     return f"{year}{label}" if label.startswith("年") else f"{year}年{label}"
+
+
+# what each attachment of a branch's message is, by how its file name ends (the mail body names them)
+ATTACHMENTS = {"results_name": "积分结果.xlsx", "notice_name": "积分公示.html", "slip_name": "个人积分告知单.html",
+               "marked_name": "_问题标注.xlsx"}

@@ -142,6 +142,7 @@ def _scores(branches: list[Any], job: Job) -> list[tuple[Any, Any]]:
 
 def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: Any) -> None:
     from .render.branch import member_rows, records, render_notice, render_results
+    from .render.slip import render_slips
 
     folder = Path(BRANCHES) / safe_component(branch.info.name)
     label = PERIODS[job.period].label
@@ -152,12 +153,15 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger, job.run_at)
     html = render_notice(branch, scores, job.rules, job.notice_start, job.contact)
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
+    slips_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}个人积分告知单.html"
+    (job.staging / slips_rel).write_text(render_slips(branch, scores, job.rules, job.notice_start, job.contact, h1),
+                                         encoding="utf-8")
     result.status = "accepted"
     result.members = [{**m, "branch": branch.info.name} for m in members]
     result.ledger_rows = ledger_rows(branch.info.name, ledger)
     result.flags = len(scores.flags)
     result.email = branch.info.email
-    result.outputs = [str(results_rel), str(notice_rel)]
+    result.outputs = [str(results_rel), str(notice_rel), str(slips_rel)]
     from .supervision import branch_figures
     result.supervision = branch_figures(branch, scores, job.rules)
 

@@ -114,7 +114,8 @@ def test_run_writes_every_output(inbox, tmp_path):
     assert set(msgs) == {"第一党支部.eml", "第二党支部.eml", "第三党支部.eml"}
     assert msgs["第二党支部.eml"]["To"] == "two@example.org"
     names = [part.get_filename() for part in msgs["第一党支部.eml"].iter_attachments()]
-    assert names == ["第一党支部2026年年度积分结果.xlsx", "第一党支部2026年年度积分公示.html"]
+    assert names == ["第一党支部2026年年度积分结果.xlsx", "第一党支部2026年年度积分公示.html",
+                     "第一党支部2026年年度个人积分告知单.html"]
     assert "积分结果" in msgs["第一党支部.eml"]["Subject"]
     rejected = msgs["第三党支部.eml"]
     assert [p.get_filename() for p in rejected.iter_attachments()] == ["三支部_问题标注.xlsx"]
@@ -180,7 +181,7 @@ def test_hostile_branch_and_member_names_stay_inert(tmp_path):
     rows = read_csv(out / "scores.csv")
     assert rows[0]["姓名"].startswith("'+") and rows[2]["姓名"].startswith("'@")
     assert rows[0]["支部名称"] == "../../x<script>"
-    notice = next((out / "支部").rglob("*.html")).read_text(encoding="utf-8")
+    notice = next((out / "支部").rglob("*积分公示.html")).read_text(encoding="utf-8")
     assert "<script>" not in notice and "&lt;script&gt;" in notice and "&lt;b&gt;" in notice
     wb = load_workbook(next((out / "支部").rglob("*.xlsx")))
     cell = wb["积分结果"]["B4"]
@@ -216,7 +217,7 @@ def test_settings_file_supplies_options(inbox, tmp_path, monkeypatch):
     (tmp_path / "pointsbatch.toml").write_text('[run]\nout = "from-settings"\nperiod = "h1"\n'
                                                'contact = "镇党委组织办 张干事"\n', encoding="utf-8")
     CliRunner().invoke(main, ["run", str(inbox), "--jobs", "1"], catch_exceptions=False)
-    notice = next((tmp_path / "from-settings" / "支部").rglob("*.html")).read_text(encoding="utf-8")
+    notice = next((tmp_path / "from-settings" / "支部").rglob("*积分公示.html")).read_text(encoding="utf-8")
     assert "上半年" in notice and "镇党委组织办 张干事" in notice
 
 
@@ -250,7 +251,7 @@ def test_with_source_date_epoch_two_runs_write_identical_bytes_with_one_worker_o
 def test_notice_renders_in_headless_chromium(inbox, tmp_path):
     out = tmp_path / "out"
     run(inbox, out)
-    notice = next((out / "支部" / "第一党支部").glob("*.html"))
+    notice = next((out / "支部" / "第一党支部").glob("*积分公示.html"))
     pdf = tmp_path / "notice.pdf"
     proc = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -312,7 +313,7 @@ def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
     finally:
         use_templates(None)
     folder = tmp_path / "out" / "支部" / "第一党支部"
-    assert "（本镇样式）" in next(folder.glob("*.html")).read_text(encoding="utf-8")
+    assert "（本镇样式）" in next(folder.glob("*积分公示.html")).read_text(encoding="utf-8")
     assert load_workbook(next(folder.glob("*.xlsx")))["积分结果"]["A1"].value == "本镇格式：第一党支部积分"
     assert load_workbook(tmp_path / "out" / "全镇汇总.xlsx")["各支部汇总"]["A1"].value.startswith("本镇汇总：")
     subjects = {email.message_from_bytes(p.read_bytes(), policy=default_policy)["Subject"]
@@ -320,4 +321,4 @@ def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
     assert len(subjects) >= 2 and all(s.startswith("【本镇】") for s in subjects)
     # the bundled templates are untouched and used again without the option
     run(inbox, tmp_path / "plain")
-    assert "本镇样式" not in next((tmp_path / "plain" / "支部" / "第一党支部").glob("*.html")).read_text("utf-8")
+    assert "本镇样式" not in next((tmp_path / "plain" / "支部" / "第一党支部").glob("*积分公示.html")).read_text("utf-8")

@@ -103,7 +103,8 @@ def test_plain_smtp_delivers_each_message_once_with_intact_attachments(out):
             branch = next(b for b, a in BRANCHES.items() if a == rcpt[0])
             assert branch in msg["Subject"] and "积分结果" in msg["Subject"]
             parts = {p.get_filename(): p.get_payload(decode=True) for p in msg.iter_attachments()}
-            assert set(parts) == {f"{branch}2026年年度积分结果.xlsx", f"{branch}2026年年度积分公示.html"}
+            assert set(parts) == {f"{branch}2026年年度积分结果.xlsx", f"{branch}2026年年度积分公示.html",
+                                  f"{branch}2026年年度个人积分告知单.html"}
             for name, content in parts.items():
                 on_disk = (out / "支部" / branch / name).read_bytes()
                 assert (content if isinstance(content, bytes) else content.encode("utf-8")) == on_disk

@@ -15,7 +15,7 @@ from typing import Any
 from ..files import atomic_write_bytes, safe_component, unique
 from ..jinja import render_text
 from ..model import FileResult, RunOptions
-from ..names import OUTBOX
+from ..names import ATTACHMENTS, OUTBOX
 from ..registry import RegistryEntry
 from ..rules import PERIODS, Rules
 
@@ -73,9 +73,7 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
         context = {
             "accepted": res.status == "accepted", "branch": res.branch, "file": res.name, "year": res.year or year,
             "period": PERIODS[options.period].label, "days": rules.notice_days, "flags": res.flags,
-            "results_name": names[0] if res.status == "accepted" and names else "",
-            "notice_name": names[1] if res.status == "accepted" and len(names) > 1 else "",
-            "marked_name": names[0] if res.status != "accepted" and names else "",
+            **{key: next((n for n in names if n.endswith(end)), "") for key, end in ATTACHMENTS.items()},
             "errors": res.errors,
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
         }
