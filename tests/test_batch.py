@@ -183,6 +183,8 @@ def test_hostile_branch_and_member_names_stay_inert(tmp_path):
     assert rows[0]["支部名称"] == "../../x<script>"
     notice = next((out / "支部").rglob("*积分公示.html")).read_text(encoding="utf-8")
     assert "<script>" not in notice and "&lt;script&gt;" in notice and "&lt;b&gt;" in notice
+    slips = next((out / "支部").rglob("*个人积分告知单.html")).read_text(encoding="utf-8")
+    assert "<script>" not in slips and "<b>李四" not in slips and "&lt;b&gt;李四" in slips
     wb = load_workbook(next((out / "支部").rglob("*.xlsx")))
     cell = wb["积分结果"]["B4"]
     assert cell.data_type == "s" and cell.value.startswith("+")
