@@ -103,21 +103,27 @@ def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, r
     render_xlsx(template_path(RESULTS_TEMPLATE), context, target, created=run_at)
 
 
+def notice_period(branch: Branch, rules: Rules, start: dt.date, contact: str | None) -> dict[str, Any]:
+    """When the notice runs and whom to tell of an objection: the notice and the members' slips say the same."""
+    return {
+        "start": start,
+        "end": start + dt.timedelta(days=rules.notice_days - 1),
+        "days": rules.notice_days,
+        "contact": contact or f"{branch.info.name}积分记录员{branch.info.recorder}",
+    }
+
+
 def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None) -> dict:
     """What the public notice shows: names, scores and grades only (no birth dates, no reasons)."""
     m = scores.members
     scored = m[~m["exempt"]].sort_values("seq")
-    end = start + dt.timedelta(days=rules.notice_days - 1)
     return {
         "branch": branch.info.name,
         "year": branch.info.year,
         "period": scores.period.label,
         "members": records(scored[["seq", "name", "base", "incentive", "deductions", "total", "grade"]]),
         "exempt": list(m[m["exempt"]].sort_values("seq")["name"]),
-        "start": start,
-        "end": end,
-        "days": rules.notice_days,
-        "contact": contact or f"{branch.info.name}积分记录员{branch.info.recorder}",
+        **notice_period(branch, rules, start, contact),
         "recorder": branch.info.recorder,
         "rules_name": rules.name,
     }
