@@ -165,6 +165,7 @@ def test_a_half_year_slip_shows_points_and_the_halfs_maximum_and_no_grade(inbox,
     scores = {int(r["序号"]): r for r in read_csv(out / "scores.csv")}
     assert one(slips[2], "num total") == "26" and scores[2]["总分"] == "26.0"  # 27 + 4 - 5
     assert "（满分27）" in slips[2] and "上半年满分67" in slips[2]
+    assert "民主评议党员" not in text and "参加1/1次" in slips[2]  # only the events of January-June
     assert "学习心得一篇" not in slips[7]  # dated September
     assert "2026年7月6日至2026年7月10日（公示期5天）" in slips[2]
 

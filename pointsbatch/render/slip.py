@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..jinja import render_text
-from ..rules import Rules
+from ..rules import BaseItem, Rules
 from ..score import PART_BASE, PART_DEDUCTION, PART_INCENTIVE, PART_VETO, Scores
 from ..validate import Branch
 from ..workbook import spec
@@ -38,6 +38,7 @@ def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, c
     points = rules.base.points()
     held = grid.drop_duplicates("event")["item"].value_counts()
     base_max = float(sum(points[item] * int(count) for item, count in held.items()))
+    items = [item for item in rules.base.items if held.get(item.key, 0)]  # a half year has no 民主评议
     approval = branch.info.approval_date(period)
     return {
         "branch": branch.info.name,
@@ -46,19 +47,20 @@ def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, c
         "annual": annual,
         "rules_name": rules.name,
         "approval_date": approval,
-        "base_names": [item.name for item in rules.base.items],
+        "base_names": [item.name for item in items],
         "base_max": base_max,
         "incentive_max": rules.incentive.total_cap,
         "total_max": base_max + rules.incentive.total_cap,
         "rate": branch.info.rate,
         **notice_period(branch, rules, start, contact),
-        "slips": member_slips(branch, scores, rules, grid, h1),
+        "slips": member_slips(branch, scores, items, grid, h1),
     }
 
 
-def member_slips(branch: Branch, scores: Scores, rules: Rules, grid: pd.DataFrame,
+def member_slips(branch: Branch, scores: Scores, items: list[BaseItem], grid: pd.DataFrame,
                  h1: Scores | None = None) -> list[SimpleNamespace]:
-    """A slip per roster member: the totals of scores.csv and the ledger rows behind them, with their dates.
+    """A slip per roster member: the totals of scores.csv and the ledger rows behind them, with their dates;
+    `items` are the base items held in the period, `grid` the attendance marks of the period.
 
     Slips are attribute objects, not dicts: Jinja looks `m.name` up as an attribute first, and a dict's failed
     attribute lookup would cost the page most of its time (a branch has about a thousand ledger rows)."""
@@ -74,7 +76,7 @@ def member_slips(branch: Branch, scores: Scores, rules: Rules, grid: pd.DataFram
         slip = SimpleNamespace(**m, exempt_reason=reasons.get(seq), h1_total=h1_totals.get(seq), base_items=[],
                                prorate=None, activities=[], caps=[], deduction_rows=[], floor=None, vetoes=[])
         if not m["exempt"]:
-            for item in rules.base.items:
+            for item in items:
                 row = SimpleNamespace(item=item.name, attended=attended.get((seq, item.key), 0),
                                       applicable=applicable.get((seq, item.key), 0), each=item.points, points=0.0)
                 slip.base_items.append(row)
