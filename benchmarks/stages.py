@@ -25,6 +25,7 @@ def main() -> None:
     from pointsbatch.model import FileResult
     from pointsbatch.render.branch import member_rows, records, render_notice, render_results
     from pointsbatch.render.feedback import write_feedback
+    from pointsbatch.render.slip import render_slips
     from pointsbatch.rules import load_rules
     from pointsbatch.score import score_branches
     from pointsbatch.validate import validate_workbook, validate_workbooks
@@ -73,6 +74,7 @@ def main() -> None:
                 timed("results workbook", render_results, out / f"{i + n}.xlsx", branch, s, rules, run_date,
                       members, ledger)
                 timed("notice", render_notice, branch, s, rules, run_date)
+                timed("member slips", render_slips, branch, s, rules, run_date, None, h)
                 timed("ledger.csv rows", ledger_rows, branch.info.name, ledger)
     n = len(paths)
     print(f"{n} workbooks, one process, milliseconds per workbook:")
