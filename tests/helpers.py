@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,18 @@ def run(inbox: Path, out: Path | None = None, *extra: str, jobs: int = 1):
     args = ["run", str(inbox), *(["-o", str(out)] if out is not None else []), "--jobs", str(jobs),
             "--run-date", RUN_DATE, *extra]
     return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+# runs a command and prints the peak resident memory (KB on Linux) of it and everything it waited for
+_PEAK = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+         "sys.exit(p.returncode)")
+
+
+def run_measured(inbox: Path, out: Path, *extra: str) -> tuple[int, str, int]:
+    """`pointsbatch run` in a child process: (exit status, its output, peak memory in MB of the child and its
+    workers). Measured apart from the test process, whose own peak says nothing about the run."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK, sys.executable, "-m", "pointsbatch.cli", "run", str(inbox),
+                           "-o", str(out), "--jobs", "1", *extra], capture_output=True, text=True, timeout=600)
+    peak = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_KB"))
+    return proc.returncode, proc.stdout + proc.stderr, peak // 1024

@@ -11,6 +11,7 @@ import re
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import pandas as pd
 
 from ..problems import Problem
 from . import spec
+from .extent import Extent, column_letters, measure
 from .messages import problem
 
 # Limits that keep one hostile file from exhausting the machine.
@@ -28,6 +30,10 @@ MAX_UNCOMPRESSED_BYTES = 300 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
 MAX_SHEET_ROWS = 20_000
 MAX_SHEET_COLUMNS = 200
+# measured from the XML before any grid is built (workbook/extent.py): python-calamine builds a sheet's used range
+# densely (about 40 bytes a cell with the rows handed to Python), openpyxl keeps an object for every cell element
+MAX_SHEET_CELLS = 8_000_000  # rows × columns of one sheet's used range
+MAX_WORKBOOK_CELLS = 1_000_000  # cell elements in all sheets together (the marked copy loads them all)
 KEEP_PART_BYTES = 16 * 1024 * 1024  # parts read once for the checks are kept for the formula scan up to this size
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -181,7 +187,6 @@ def uncalculated_formulas(source: Path | bytes, parts: dict[str, bytes] | None =
     Workbooks saved by Excel, WPS or LibreOffice always carry the results; ones written by scripts often do not.
     `source`: the file, or its bytes; `parts`: the workbook's parts already read (by name).
     """
-    import html
     import io
 
     problems: list[Problem] = []
@@ -191,19 +196,10 @@ def uncalculated_formulas(source: Path | bytes, parts: dict[str, bytes] | None =
         def read(name: str) -> bytes:
             return known[name] if name in known else zf.read(name)
 
-        try:
-            workbook = read("xl/workbook.xml")
-            rels = read("xl/_rels/workbook.xml.rels")
-        except KeyError:
-            return problems
-        targets = {rid: target for rid, target in _REL_ENTRY.findall(rels)}
-        targets.update({rid: target for target, rid in _REL_ENTRY_REVERSED.findall(rels)})
         wanted = set(spec.REQUIRED_SHEETS) | {spec.OBJECTIONS.name}
-        for raw_name, rid in _SHEET_ENTRY.findall(workbook):
-            name = clean_key(html.unescape(raw_name.decode("utf-8", "replace")))
-            target = targets.get(rid, b"").decode("utf-8", "replace").lstrip("/")
-            part = target if target.startswith("xl/") else f"xl/{target}"
-            if name not in wanted or part not in zf.namelist():
+        present = set(zf.namelist())
+        for part, name in sheet_parts(read).items():
+            if name not in wanted or part not in present:
                 continue
             data = read(part)
             if not _ANY_FORMULA.search(data):  # (not "<f" alone: <formula1> of every drop-down matches that)
@@ -213,6 +209,25 @@ def uncalculated_formulas(source: Path | bytes, parts: dict[str, bytes] | None =
                 row = "".join(ch for ch in ref if ch.isdigit())
                 problems.append(problem("formula_uncalculated", name, ref, row=row, header=ref))
     return problems
+
+
+def sheet_parts(read: Callable[[str], bytes]) -> dict[str, str]:
+    """Each worksheet's part in the archive -> its sheet name (cleaned as a key); `read(name)` gives a part."""
+    import html
+
+    try:
+        workbook = read("xl/workbook.xml")
+        rels = read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return {}
+    targets = {rid: target for rid, target in _REL_ENTRY.findall(rels)}
+    targets.update({rid: target for target, rid in _REL_ENTRY_REVERSED.findall(rels)})
+    out = {}
+    for raw_name, rid in _SHEET_ENTRY.findall(workbook):
+        name = clean_key(html.unescape(raw_name.decode("utf-8", "replace")))
+        target = targets.get(rid, b"").decode("utf-8", "replace").lstrip("/")
+        out[target if target.startswith("xl/") else f"xl/{target}"] = name
+    return out
 
 
 def _open_failure(exc: BaseException) -> Problem:
@@ -264,6 +279,8 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
             names = set(zf.namelist())
             if "xl/workbook.xml" not in names:
                 return problem("file_unreadable", "", "", detail="不是Excel工作簿")
+            sheets = sheet_parts(zf.read)
+            cells = 0
             for info in zf.infolist():
                 try:
                     data = zf.read(info)  # every part read whole once: zipfile checks its CRC
@@ -276,10 +293,31 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
                         return problem("file_unreadable", "", "", detail="含有不允许的XML实体声明")
                     if parts is not None and info.filename.startswith("xl/") and len(data) <= KEEP_PART_BYTES:
                         parts[info.filename] = data
+                if info.filename in sheets or b"sheetData" in data:  # (also a sheet the workbook does not list)
+                    sheet = sheets.get(info.filename) or info.filename.rsplit("/", 1)[-1]
+                    extent = measure(data, MAX_WORKBOOK_CELLS - cells, MAX_SHEET_CELLS)
+                    cells += extent.cells
+                    trouble = _size_problem(sheet, extent, cells)
+                    if trouble is not None:
+                        return trouble
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
             NotImplementedError) as exc:  # zipfile raises NotImplementedError for a compression method it lacks
         return problem("file_unreadable", "", "", detail=_short(exc) or "文件不完整")
     return None
+
+
+def _size_problem(sheet: str, extent: Extent, cells: int) -> Problem | None:
+    """A sheet or a workbook too large to be a branch's: refused for the whole file (so no marked copy either)."""
+    far = f"{column_letters(extent.columns)}{extent.rows}"
+    if cells > MAX_WORKBOOK_CELLS:
+        detail = f"单元格超过{MAX_WORKBOOK_CELLS:,}个"
+    elif extent.rows > MAX_SHEET_ROWS:
+        detail = f"「{sheet}」用到第{extent.rows}行，超过{MAX_SHEET_ROWS}行"
+    elif extent.area > MAX_SHEET_CELLS:
+        detail = f"「{sheet}」的内容一直延伸到{far}单元格；如是误填，请删除该处内容"
+    else:
+        return None
+    return problem("file_too_large", "", "", detail=detail)
 
 
 def _read_sheets(wb: Any, book: RawWorkbook) -> None:
@@ -305,8 +343,8 @@ def _read_sheets(wb: Any, book: RawWorkbook) -> None:
             book.problems.append(problem("sheet_unreadable", sheet_name, "A1", sheet_name, detail=_short(exc)))
             return None
         if len(rows) > MAX_SHEET_ROWS:
-            book.problems.append(
-                problem("file_too_large", sheet_name, "A1", detail=f"「{sheet_name}」超过{MAX_SHEET_ROWS}行")
+            book.problems.append(  # (a file-level problem: no marked copy is made of it)
+                problem("file_too_large", "", "", detail=f"「{sheet_name}」超过{MAX_SHEET_ROWS}行")
             )
             return None
         return [r[:MAX_SHEET_COLUMNS] for r in rows]
