@@ -91,9 +91,9 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
 
 
 def _crashed(job: Job, exc: Exception) -> FileResult:
-    detail = f"处理时出错：{type(exc).__name__}: {exc}"[:160]
+    detail = f"{type(exc).__name__}: {exc}"[:160]
     res = FileResult(job.path.name, sha256_or_blank(job.path), "rejected", source=str(job.path),
-                     problems=[problem("file_unreadable", "", "", detail=detail)])
+                     problems=[problem("internal_error", "", "", detail=detail)])
     write_feedback(job.path, res, job.staging, readable=False, run_at=job.run_at)
     return res
 

@@ -364,6 +364,9 @@ def test_a_branch_that_trips_a_bug_in_scoring_does_not_sink_the_others_scored_wi
     manifest = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
     status = {f["name"]: f["status"] for f in manifest["files"]}
     assert status == {f"{n}.xlsx": "rejected" if n == 3 else "accepted" for n in range(8)}
+    assert [p["code"] for f in manifest["files"] if f["name"] == "3.xlsx" for p in f["problems"]] == ["internal_error"]
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "out" / "问题反馈").iterdir()) == ["3_问题清单.txt"]  # no copy
     listing = (tmp_path / "out" / "问题反馈" / "3_问题清单.txt").read_text(encoding="utf-8-sig")
     assert "处理时出错" in listing and "ZeroDivisionError" in listing
 
@@ -391,6 +394,7 @@ def test_a_workbook_that_trips_a_bug_in_validation_does_not_sink_the_others_vali
     manifest = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
     assert {f["name"]: f["status"] for f in manifest["files"]} == {
         f"{n}.xlsx": "rejected" if n == 4 else "accepted" for n in range(6)}
+    assert [p["code"] for f in manifest["files"] if f["name"] == "4.xlsx" for p in f["problems"]] == ["internal_error"]
     listing = (tmp_path / "out" / "问题反馈" / "4_问题清单.txt").read_text(encoding="utf-8-sig")
     assert "处理时出错" in listing and "KeyError" in listing
 

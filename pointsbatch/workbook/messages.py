@@ -16,6 +16,7 @@ MESSAGES = MappingProxyType(
         "file_unreadable": "文件无法作为Excel工作簿打开（{detail}），请用Excel或WPS打开后另存为.xlsx再提交",
         "file_encrypted": "工作簿设置了打开密码，无法读取，请取消密码后重新提交",
         "file_old_xls": "这是旧版.xls格式的文件，请另存为.xlsx后重新提交",
+        "internal_error": "处理时出错（{detail}）：这是程序的问题，不是工作簿填写的问题；请把本文件和这条说明转给镇组织干事",
         "file_too_large": "工作簿内容异常庞大（{detail}），不像是支部积分工作簿，已拒收",
         "file_not_standard": "不是标准的支部积分工作簿：缺少「{detail}」等工作表",
         "file_duplicate_branch": "另有文件「{detail}」也是「{value}」的工作簿，无法判断以哪份为准，两份均不予处理，请只保留一份",
