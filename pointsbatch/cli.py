@@ -17,26 +17,118 @@ from .names import SETTINGS_FILE, period_title
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def load_settings(path: Path = Path(SETTINGS_FILE)) -> dict[str, dict[str, Any]]:
+class CliError(click.ClickException):
+    """A refusal the clerk can fix (settings, an existing file): a Chinese message and exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"错误：{self.format_message()}", file=file or sys.stderr)
+
+
+class DateType(click.ParamType):
+    """A date as workbooks accept it (2026-03-05, 2026/3/5, 2026.3.5, 2026年3月5日), or a TOML date."""
+
+    name = "日期"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        from .workbook.values import parse_date
+
+        parsed = parse_date(value) if isinstance(value, (str, dt.date)) else None
+        if not isinstance(parsed, dt.date):
+            self.fail(f"「{value}」不是日期，请写成 2026-03-05、2026/3/5、2026.3.5 或 2026年3月5日", param, ctx)
+        return parsed
+
+
+DATE = DateType()
+
+
+def load_settings(path: Path = Path(SETTINGS_FILE),
+                  commands: dict[str, click.Command] | None = None) -> dict[str, dict[str, Any]]:
     """pointsbatch.toml: top-level keys apply to every command, [run]/[send]/... tables to one; a command-line
-    option wins. Keys may be spelled with - or _."""
+    option wins. Keys may be spelled with - or _. With `commands`, every value is checked against the option it
+    sets: a value of the wrong kind, or a key no command knows, is refused naming the setting and the file."""
     if not path.exists():
         return {}
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise click.ClickException(f"设置文件 {path} 格式有误：{exc}") from exc
+        raise CliError(f"设置文件 {path} 格式有误：{exc}") from exc
     common = {k.replace("-", "_"): v for k, v in doc.items() if not isinstance(v, dict)}
     out = {}
     for command in ("template", "check", "run", "send"):
         section = doc.get(command, {})
+        if not isinstance(section, dict):
+            section = {}
         out[command] = {**common, **{k.replace("-", "_"): v for k, v in section.items()}}
+    if commands is not None:
+        out = _checked_settings(path, doc, out, commands)
     return out
+
+
+def _option_names(command: click.Command) -> dict[str, click.Option]:
+    """Each option by its parameter name and by its long flag (`ssl` for --ssl, `rules` for --rules)."""
+    names: dict[str, click.Option] = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name:
+            names[param.name] = param
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    names[opt[2:].replace("-", "_")] = param
+    return names
+
+
+def _checked_settings(path: Path, doc: dict[str, Any], settings: dict[str, dict[str, Any]],
+                      commands: dict[str, click.Command]) -> dict[str, dict[str, Any]]:
+    """`settings` keyed by each command's parameter names, every value checked against its option."""
+    options = {name: _option_names(cmd) for name, cmd in commands.items()}
+    for key, value in doc.items():
+        if isinstance(value, dict) and key not in options:
+            raise CliError(f"设置文件 {path} 中的 [{key}] 不是命令的名称，应为 {'、'.join(options)} 之一")
+        if not isinstance(value, dict) and not any(key.replace("-", "_") in known for known in options.values()):
+            raise CliError(f"设置文件 {path} 中的设置项 {key} 不是任何命令的选项，请检查拼写")
+    checked: dict[str, dict[str, Any]] = {}
+    for command, values in settings.items():
+        own = {k.replace("-", "_") for k in doc.get(command, {})} if isinstance(doc.get(command), dict) else set()
+        checked[command] = {}
+        for key, value in values.items():
+            param = options.get(command, {}).get(key)
+            if param is None:
+                if key in own:
+                    raise CliError(f"设置文件 {path} 中的 [{command}] {key} 不是 {command} 命令的选项，请检查拼写")
+                continue  # a top-level setting for another command
+            problem = _setting_problem(param, value)
+            if problem:
+                where = f"[{command}] {key}" if key in own else key
+                raise CliError(f"设置文件 {path} 中的设置项 {where} = {value!r} 不对：{problem}")
+            checked[command][str(param.name)] = value
+    return checked
+
+
+def _setting_problem(param: click.Option, value: Any) -> str | None:
+    """Why a settings-file value cannot be used for this option, or None."""
+    kind = param.type
+    if param.is_flag or isinstance(kind, click.types.BoolParamType):
+        return None if isinstance(value, bool) else "应为 true 或 false"
+    if isinstance(kind, click.types.IntParamType):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "应为整数"
+    if isinstance(kind, click.Choice):
+        return None if value in kind.choices else f"应为 {'、'.join(map(str, kind.choices))} 之一"
+    if isinstance(kind, DateType):
+        try:
+            kind.convert(value, None, None)
+        except click.BadParameter as exc:
+            return exc.message
+        return None
+    if isinstance(kind, (click.Path, click.types.StringParamType)):
+        return None if isinstance(value, str) else "应为加引号的文字，如 \"支部名录.xlsx\""
+    return None
 
 
 class Group(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
-        extra.setdefault("default_map", load_settings())
+        extra.setdefault("default_map", load_settings(commands=self.commands))
         return super().make_context(info_name, args, parent=parent, **extra)
 
 
@@ -156,16 +248,16 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 @click.option("--registry", type=click.Path(path_type=Path), help="镇支部名录（支部名录.xlsx）")
 @click.option("--rules", "rules_path", type=click.Path(path_type=Path), help="积分规则文件（TOML），默认内置规则")
 @click.option("--jobs", type=int, default=0, help="同时处理的工作簿数，默认使用全部CPU核心")
-@click.option("--notice-start", type=click.DateTime(["%Y-%m-%d"]), help="公示开始日期，默认今天")
+@click.option("--notice-start", type=DATE, help="公示开始日期，如 2027-01-20，默认今天")
 @click.option("--contact", help="公示中受理异议的联系人，默认各支部的积分记录员")
-@click.option("--run-date", type=click.DateTime(["%Y-%m-%d"]), help="计分日期，默认今天")
+@click.option("--run-date", type=DATE, help="计分日期，默认今天")
 @click.option("--trust-workbook-addresses", is_flag=True,
               help="没有支部名录时，把回复发给工作簿中填写的联系邮箱")
 @click.option("--sender", default="pointsbatch@localhost", show_default=True, help="邮件的发件人地址")
 @click.option("--templates", type=click.Path(path_type=Path),
               help="本镇自己的输出模板文件夹：其中与内置模板同名的文件（如 notice.html、支部积分结果.xlsx）优先使用")
 def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
-        jobs: int, notice_start: dt.datetime | None, contact: str | None, run_date: dt.datetime | None,
+        jobs: int, notice_start: dt.date | None, contact: str | None, run_date: dt.date | None,
         trust_workbook_addresses: bool, sender: str, templates: Path | None) -> None:
     """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
     from rich.console import Console
@@ -183,8 +275,8 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
         sys.exit(2)
     options = RunOptions(
         inbox=Path(inbox), out=Path(out) if out is not None else None, period=period, year=year, registry=registry, rules_path=rules_path,
-        jobs=jobs or os.cpu_count() or 1, run_date=(run_date.date() if run_date else clock.today()),
-        notice_start=notice_start.date() if notice_start else None, contact=contact,
+        jobs=jobs or os.cpu_count() or 1, run_date=run_date or clock.today(),
+        notice_start=notice_start, contact=contact,
         trust_workbook_addresses=trust_workbook_addresses, sender=sender, templates=templates,
     )
     total = _count_files(Path(inbox))

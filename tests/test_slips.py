@@ -1,0 +1,127 @@
+"""The clerk's ordinary slips and a branch's tricks end in a Chinese message or a rejection, never a traceback:
+settings, the registry, rules files, `template`, odd file names, links and look-alike branch names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import build
+from openpyxl import Workbook
+
+from pointsbatch.cli import DATE, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def registry(path: Path, rows: list[tuple[str, object]]) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
+    for i, (name, addr) in enumerate(rows, start=1):
+        ws.append([f"ZB{i}", name, "镇党委", "组织委员", addr])
+    wb.save(path)
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def manifest(out: Path) -> dict[str, dict]:
+    return {f["name"]: f for f in json.loads((out / "run.json").read_text("utf-8"))["files"]}
+
+
+# --- settings -----------------------------------------------------------------------------------------------------
+
+def readme_settings() -> str:
+    """The README's own pointsbatch.toml, verbatim: the test breaks if the README drifts."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### 常用设置文件 `pointsbatch.toml`", 1)[1]
+    return re.search(r"```toml\n(.*?)```", section, re.S)[1]
+
+
+def test_the_readmes_settings_file_works_as_written(tmp_path, monkeypatch):
+    settings = readme_settings()
+    assert "notice_start = 2027-01-20" in settings  # a TOML date, not a string
+    monkeypatch.chdir(tmp_path)
+    Path("pointsbatch.toml").write_text(settings, encoding="utf-8")
+    registry(Path("支部名录.xlsx"), [("第一党支部", "yi@example.org")])
+    Path("收件").mkdir()
+    build(Path("收件") / "一支部.xlsx")
+    before = snapshot(Path("收件"))
+    result = invoke("run", "收件", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert snapshot(Path("收件")) == before
+    notice = next(Path("results").glob("支部/第一党支部/*公示.html")).read_text(encoding="utf-8")
+    assert "公示时间为2027年1月20日至2027年1月24日" in notice
+    assert "镇党委组织办 张干事（电话 1234567）" in notice  # contact
+    assert "yi@example.org" in next(Path("results/发件箱").glob("*.eml")).read_text(encoding="utf-8")
+    sent = invoke("send", "results", "--dry-run")  # [send]: smtp_host, smtp_port, smtp_user, ssl
+    assert sent.exit_code == 0 and "Traceback" not in sent.output, sent.output
+
+
+@pytest.mark.parametrize("text", ["2027-01-20", "2027/1/20", "2027.1.20", "2027年1月20日", "2027-01-20 08:30"])
+def test_dates_are_accepted_in_the_forms_workbooks_accept(text):
+    assert DATE.convert(text, None, None) == dt.date(2027, 1, 20)
+    assert DATE.convert(dt.date(2027, 1, 20), None, None) == dt.date(2027, 1, 20)
+    assert DATE.convert(dt.datetime(2027, 1, 20, 8, 30), None, None) == dt.date(2027, 1, 20)
+
+
+@pytest.mark.parametrize("setting", ['notice_start = "2027年1月20日"', 'notice_start = "2027/1/20"',
+                                     "notice_start = 2027-01-20T09:00:00"])
+def test_date_settings_as_text_or_toml_and_on_the_command_line(tmp_path, monkeypatch, setting):
+    monkeypatch.chdir(tmp_path)
+    Path("pointsbatch.toml").write_text(f"[run]\n{setting}\n", encoding="utf-8")
+    Path("收件").mkdir()
+    build(Path("收件") / "一支部.xlsx")
+    result = invoke("run", "收件", "-o", "out", "--jobs", "1", "--run-date", "2027.1.15")
+    assert result.exit_code == 0, result.output
+    notice = next(Path("out").glob("支部/*/*公示.html")).read_text(encoding="utf-8")
+    assert "公示时间为2027年1月20日" in notice
+    assert json.loads(Path("out/run.json").read_text("utf-8"))["run_date"] == "2027-01-15"
+    result = invoke("run", "收件", "-o", "out2", "--jobs", "1", "--notice-start", "2027年2月1日")
+    assert result.exit_code == 0, result.output  # the command line wins over the file
+    assert "公示时间为2027年2月1日" in next(Path("out2").glob("支部/*/*公示.html")).read_text(encoding="utf-8")
+
+
+WRONG_SETTINGS = [
+    ("[run]\njobs = \"两个\"\n", "[run] jobs"),
+    ("[run]\nregistry = 5\n", "[run] registry"),
+    ("[run]\nnotice_start = \"下周一\"\n", "[run] notice_start"),
+    ("[run]\nnotice_start = 20270120\n", "[run] notice_start"),
+    ("[run]\nperiod = \"yearly\"\n", "[run] period"),
+    ("[run]\ncontact = [\"张干事\"]\n", "[run] contact"),
+    ("[send]\nssl = \"yes\"\n", "[send] ssl"),
+    ("[send]\nsmtp_port = \"465\"\n", "[send] smtp_port"),
+    ("out = 1\n", "out"),
+    ("[run]\nnotice_strat = 2027-01-20\n", "[run] notice_strat"),
+    ("registyr = \"支部名录.xlsx\"\n", "registyr"),
+    ("[runn]\nout = \"results\"\n", "[runn]"),
+    ("[run\nout = \"results\"\n", "格式有误"),
+]
+
+
+@pytest.mark.parametrize(("text", "named"), WRONG_SETTINGS)
+def test_a_wrong_setting_is_refused_naming_it_and_the_file(tmp_path, monkeypatch, text, named):
+    monkeypatch.chdir(tmp_path)
+    Path("pointsbatch.toml").write_text(text, encoding="utf-8")
+    Path("收件").mkdir()
+    build(Path("收件") / "一支部.xlsx")
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(main, ["run", "收件", "--jobs", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "pointsbatch.toml" in result.output and named in result.output
+    assert result.output.startswith("错误：")
+    assert snapshot(tmp_path) == before  # nothing written, nothing read into an OUT
