@@ -20,7 +20,8 @@ class RegistryEntry:
 
 def read_registry(path: Path) -> dict[str, RegistryEntry]:
     """支部名录.xlsx: branch name -> entry. A registry that cannot be used stops the run (exit 2)."""
-    from .workbook.read import clean_key, clean_name, clean_text
+    from .addresses import address_problem
+    from .workbook.read import clean_key, clean_name, clean_text, column_letter
 
     try:
         from python_calamine import CalamineWorkbook
@@ -37,7 +38,7 @@ def read_registry(path: Path) -> dict[str, RegistryEntry]:
         raise RunError(f"支部名录 {path} 的第1行缺少「支部名称」列")
     idx = {key: header.index(h) for h, key in wanted.items() if h in header}
     out = {}
-    for r in rows[1:]:
+    for number, r in enumerate(rows[1:], start=2):
         def get(key: str, r: list[Any] = r) -> str:
             i = idx.get(key)
             v = r[i] if i is not None and i < len(r) else None
@@ -47,5 +48,9 @@ def read_registry(path: Path) -> dict[str, RegistryEntry]:
         name = get("name")
         if name:
             name = clean_name(name)
-            out[name] = RegistryEntry(get("code"), name, get("parent"), get("contact"), get("email"))
+            email = get("email")
+            why = address_problem(email) if email else None
+            if why:
+                raise RunError(f"支部名录 {path} 的 {column_letter(idx['email'])}{number} 单元格（{name}）{why}")
+            out[name] = RegistryEntry(get("code"), name, get("parent"), get("contact"), email)
     return out

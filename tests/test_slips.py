@@ -125,3 +125,40 @@ def test_a_wrong_setting_is_refused_naming_it_and_the_file(tmp_path, monkeypatch
     assert "pointsbatch.toml" in result.output and named in result.output
     assert result.output.startswith("错误：")
     assert snapshot(tmp_path) == before  # nothing written, nothing read into an OUT
+
+
+# --- the registry ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("cell", "why"), [
+    ("yi@example.org\nyi2@example.org", "2个邮箱地址"),
+    ("yi@example.org；yi2@example.org", "2个邮箱地址"),
+    ("yi@example.org, yi2@example.org", "2个邮箱地址"),
+    ("yi@example.org，yi2@example.org、yi3@example.org", "3个邮箱地址"),
+    ("yi@example.org yi2@example.org", "2个邮箱地址"),
+    ("yi@", "不是有效的邮箱地址"),
+    ("无", "不是有效的邮箱地址"),
+    ("yi@example", "不是有效的邮箱地址"),
+])
+def test_a_registry_cell_that_is_not_one_address_is_refused_naming_the_cell(tmp_path, cell, why):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "一支部.xlsx")
+    names = registry(tmp_path / "支部名录.xlsx", [("第二党支部", "er@example.org"), ("第一党支部", cell)])
+    before = snapshot(tmp_path)
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--registry", str(names))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())  # (rich wraps long lines)
+    assert "E3" in text and "第一党支部" in text and why in text
+    assert snapshot(tmp_path) == before
+
+
+def test_a_registry_address_typed_full_width_is_used(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "一支部.xlsx")
+    names = registry(tmp_path / "支部名录.xlsx", [("第一党支部", " ｙｉ＠ｅｘａｍｐｌｅ.ｏｒｇ ")])
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--registry", str(names))
+    assert result.exit_code == 0, result.output
+    message = next((tmp_path / "out" / "发件箱").glob("*.eml")).read_text(encoding="utf-8")
+    assert "To: yi@example.org" in message
