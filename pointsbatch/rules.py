@@ -153,7 +153,9 @@ class _Reader:
     def __init__(self, doc: dict[str, Any]):
         self.doc = doc
 
-    def get(self, name: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> Any:
+    def get(self, name: str, kind: type, *, lo: float | None = None, hi: float | None = None,
+            above: float | None = None) -> Any:
+        """The setting `name`, of `kind`, within [lo, hi] and greater than `above` (where zero means nothing)."""
         node: Any = self.doc
         for part in name.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -165,10 +167,18 @@ class _Reader:
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不是有限的数字")
         if not isinstance(node, kind) or (kind is not bool and isinstance(node, bool)):
             raise RulesError(f"规则文件设置项 {name} 的值 {node!r} 类型不对，应为{_KIND_NAMES[kind]}")
+        if isinstance(node, float) and not math.isfinite(node):
+            raise RulesError(f"规则文件设置项 {name} 的值 {node} 不是一个确定的数字，应为{_KIND_NAMES[kind]}")
         if lo is not None and node < lo:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能小于 {lo}")
         if hi is not None and node > hi:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能大于 {hi}")
+        if above is not None and node <= above:  # type: ignore[operator]
+            raise RulesError(f"规则文件设置项 {name} 的值 {node} 应大于 {above}")
+        if kind is str and not node.strip():
+            raise RulesError(f"规则文件设置项 {name} 不能为空")
+        if kind is list and not node:
+            raise RulesError(f"规则文件设置项 {name} 是空列表，至少要有一项")
         return node
 
 
@@ -182,14 +192,16 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
     for n, raw in enumerate(raw_items):
         ir = _Reader(raw if isinstance(raw, dict) else {})
         try:
-            items.append(BaseItem(ir.get("key", str), ir.get("name", str), ir.get("points", float, lo=0)))
+            items.append(BaseItem(ir.get("key", str), ir.get("name", str), ir.get("points", float, above=0)))
         except RulesError as exc:
             raise RulesError(str(exc).replace("设置项 ", f"设置项 base.items[{n}].")) from None
     keys = {i.key for i in items}
     needed = {e.item for e in spec.GRID_EVENTS}
-    if keys != needed:
+    if keys != needed or len(items) != len(keys):
         raise RulesError(f"规则文件设置项 base.items 应恰好包含 {', '.join(sorted(needed))}")
     absence_items = tuple(r.get("veto.absence_items", list))
+    if len(set(map(repr, absence_items))) != len(absence_items):
+        raise RulesError("规则文件设置项 veto.absence_items 中有重复的项目")
     unknown = [k for k in absence_items if k not in keys]
     if unknown:
         raise RulesError(f"规则文件设置项 veto.absence_items 含有未知项目 {', '.join(map(str, unknown))}")
@@ -198,14 +210,16 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
         raise RulesError(f"规则文件设置项 veto.grid_condition 应为一票否决情形之一，而不是 {grid_condition}")
     incentive = IncentiveRules(
         leading_multiplier=r.get("incentive.leading_multiplier", float, lo=1),
-        item_cap=r.get("incentive.item_cap", float, lo=0),
+        item_cap=r.get("incentive.item_cap", float, above=0),
         cap_grows_with_multiplier=r.get("incentive.cap_grows_with_multiplier", bool),
-        total_cap=r.get("incentive.total_cap", float, lo=0),
-        activity_max=r.get("incentive.activity_max", float, lo=0),
+        total_cap=r.get("incentive.total_cap", float, above=0),
+        activity_max=r.get("incentive.activity_max", float, above=0),
         step=r.get("incentive.step", float, lo=0.01),
     )
+    if incentive.step > incentive.activity_max:
+        raise RulesError("规则文件设置项 incentive.step 不能大于 incentive.activity_max")
     grades = GradeRules(
-        pass_mark=r.get("grades.pass_mark", float, lo=0),
+        pass_mark=r.get("grades.pass_mark", float, above=0),
         honours_mark=r.get("grades.honours_mark", float, lo=0),
         excellent_mark=r.get("grades.excellent_mark", float, lo=0),
         max_reward_rate=r.get("grades.max_reward_rate", float, lo=0),
@@ -217,7 +231,7 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
     return Rules(
         name=r.get("name", str),
         digest=digest,
-        exempt_age=r.get("scope.exempt_age", int, lo=0, hi=150),
+        exempt_age=r.get("scope.exempt_age", int, lo=1, hi=150),
         base=BaseRules(prorate=r.get("base.prorate", bool), items=tuple(items)),
         incentive=incentive,
         negative=NegativeRules(r.get("negative.deduction_per_occurrence", float, lo=0)),

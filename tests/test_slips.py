@@ -162,3 +162,61 @@ def test_a_registry_address_typed_full_width_is_used(tmp_path):
     assert result.exit_code == 0, result.output
     message = next((tmp_path / "out" / "发件箱").glob("*.eml")).read_text(encoding="utf-8")
     assert "To: yi@example.org" in message
+
+
+# --- rules files ----------------------------------------------------------------------------------------------------
+
+BUNDLED_RULES = (ROOT / "pointsbatch" / "rules.toml").read_text(encoding="utf-8")
+NO_BASE_ITEMS = re.sub(r"  \[\[base\.items\]\].*?(?=\n\[incentive\])", "", BUNDLED_RULES, flags=re.S)
+
+# (what is changed in the bundled rules, the setting the refusal names)
+BAD_RULES = [
+    (("step = 0.5", "step = nan"), "incentive.step"),
+    (("step = 0.5", "step = 0"), "incentive.step"),
+    (("step = 0.5", "step = 5"), "incentive.step"),
+    (("item_cap = 4", "item_cap = inf"), "incentive.item_cap"),
+    (("item_cap = 4", "item_cap = 0"), "incentive.item_cap"),
+    (("total_cap = 40", "total_cap = -inf"), "incentive.total_cap"),
+    (("activity_max = 4", "activity_max = 0"), "incentive.activity_max"),
+    (("leading_multiplier = 2", "leading_multiplier = inf"), "incentive.leading_multiplier"),
+    (("leading_multiplier = 2", "leading_multiplier = 0.5"), "incentive.leading_multiplier"),
+    (("deduction_per_occurrence = 5", "deduction_per_occurrence = -5"), "negative.deduction_per_occurrence"),
+    (("pass_mark = 60", "pass_mark = nan"), "grades.pass_mark"),
+    (("pass_mark = 60", "pass_mark = 0"), "grades.pass_mark"),
+    (("max_reward_rate = 5", "max_reward_rate = nan"), "grades.max_reward_rate"),
+    (("decimals = 1", "decimals = -1"), "grades.decimals"),
+    (("exempt_age = 75", "exempt_age = 0"), "scope.exempt_age"),
+    (("days = 5", "days = 0"), "notice.days"),
+    (("points = 1", "points = 0"), "base.items[0].points"),
+    (("points = 1", "points = -1"), "base.items[0].points"),
+    (("points = 1", "points = nan"), "base.items[0].points"),
+    (("points = 1", 'points = "一分"'), "base.items[0].points"),
+    ((r'absence_items = \[.*\]', "absence_items = []"), "veto.absence_items"),
+    ((r'absence_items = \[.*\]', 'absence_items = ["activity_day", 3]'), "veto.absence_items"),
+    ((r'absence_items = \[.*\]', 'absence_items = ["lecture", "lecture"]'), "veto.absence_items"),
+    ((r'absence_items = \[.*\]', 'absence_items = "lecture"'), "veto.absence_items"),
+    ((r'name = "XX镇.*"', 'name = " "'), "name"),
+    ((r"(\[incentive\])", '  [[base.items]]\n  key = "dues"\n  name = "党费"\n  points = 1\n\n\\1'), "base.items"),
+    ((r"(\[incentive\])", '  [[base.items]]\n  key = "dues"\n\n\\1'), "base.items[7].name"),
+    ((r"\A", ""), "base.items"),  # with every [[base.items]] removed: see below
+]
+
+
+@pytest.mark.parametrize(("change", "named"), BAD_RULES, ids=[f"{n}:{c[1][:24]}" for c, n in BAD_RULES])
+def test_a_rules_file_with_a_meaningless_value_is_refused_naming_the_setting(tmp_path, change, named):
+    source = NO_BASE_ITEMS if change == (r"\A", "") else BUNDLED_RULES
+    text, n = re.subn(change[0], change[1], source, count=1)
+    assert n == 1 and text != BUNDLED_RULES
+    rules = tmp_path / "本镇规则.toml"
+    rules.write_text(text, encoding="utf-8")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "一支部.xlsx")
+    before = snapshot(tmp_path)
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--rules", str(rules))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"设置项 {named}" in " ".join(result.output.split()), result.output
+    assert snapshot(tmp_path) == before
+    checked = invoke("check", str(inbox / "一支部.xlsx"), "--rules", str(rules))
+    assert checked.exit_code == 2 and f"设置项 {named}" in checked.output
