@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from .display import printable
 from .files import safe_component, sha256_or_blank
 from .history import carry_history, compare_with_previous, history_name, load_previous, write_manifest
 from .model import FileResult, RunError, RunOptions, RunReport
@@ -49,6 +50,10 @@ WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 OLD_SUFFIXES = {".xls", ".et"}
 
 
+def _inside(target: Path, folder: Path) -> bool:
+    return folder == target or folder in target.parents
+
+
 def classify(path: Path) -> tuple[str, str]:
     """('process' | 'ignored' | 'old', reason) for a file found in INBOX."""
     name = path.name
@@ -56,6 +61,8 @@ def classify(path: Path) -> tuple[str, str]:
         return "ignored", "Excel/WPS 打开工作簿时产生的临时锁定文件"
     if name.startswith("."):
         return "ignored", "隐藏文件"
+    if path.is_symlink() and not _inside(path.resolve(), path.parent.resolve()):
+        return "ignored", "链接指向收件文件夹以外的文件，未读取；请把文件本身放进收件文件夹"
     if not path.is_file():
         return "ignored", "不是普通文件"
     suffix = path.suffix.lower()
@@ -164,9 +171,9 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
         kind, reason = classify(path)
         slot = slots / str(n)
         if kind == "ignored":
-            results.append(FileResult(path.name, "", "ignored", reason=reason, source=str(path)))
+            results.append(FileResult(printable(path.name), "", "ignored", reason=reason, source=str(path)))
         elif kind == "old":
-            res = FileResult(path.name, sha256_or_blank(path), "rejected", problems=[problem("file_old_xls", "", "")],
+            res = FileResult(printable(path.name), sha256_or_blank(path), "rejected", problems=[problem("file_old_xls", "", "")],
                              slot=slot)
             write_feedback(path, res, slot, readable=False, run_at=options.run_at)
             results.append(res)

@@ -12,9 +12,17 @@ from typing import Any
 import click
 
 from . import clock
+from .display import printable
 from .names import SETTINGS_FILE, period_title
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _plain(text: str) -> str:
+    """Outside text for rich: escape characters shown escaped (printable), and [brackets] not read as markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 class CliError(click.ClickException):
@@ -147,7 +155,7 @@ def _rules(path: Path | None):
     try:
         return load_rules(path)
     except RulesError as exc:
-        click.echo(f"错误：{exc}", err=True)
+        click.echo(f"错误：{printable(str(exc))}", err=True)
         sys.exit(2)
 
 
@@ -165,13 +173,19 @@ def template(output: Path, year: int | None, branch: str | None, previous: Path 
     """生成一份空白的标准支部积分工作簿（含下拉列表和填表说明）。"""
     from .workbook.template import build_template, carry_over, write_workbook
 
+    exists = f"文件 {printable(str(output))} 已经存在；template 从不覆盖已有的文件，请换一个文件名"
+    if output.exists() or output.is_symlink():
+        raise CliError(exists)
     rules = _rules(rules_path)
     filling = carry_over(previous) if previous else None
-    if output.exists() and previous and output.resolve() == previous.resolve():
-        raise click.ClickException("新工作簿不能覆盖上一年度的工作簿，请换一个文件名")
     wb = build_template(rules, year, branch, filling)
-    write_workbook(wb, output)
-    click.echo(f"已生成空白工作簿：{output}")
+    try:
+        write_workbook(wb, output, overwrite=False)
+    except FileExistsError:
+        raise CliError(exists) from None
+    except OSError as exc:
+        raise CliError(f"无法写入 {printable(str(output))}（{exc.strerror or exc}）") from None
+    click.echo(f"已生成空白工作簿：{printable(str(output))}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -201,7 +215,7 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
         result = validate_workbook(book, rules, period, year)
         errors = sum(p.is_error for p in result.problems)
         any_error |= errors > 0
-        report.append({"file": str(path), "branch": result.branch_name, "errors": errors,
+        report.append({"file": printable(str(path)), "branch": result.branch_name, "errors": errors,
                        "problems": [p.as_dict() for p in result.problems]})
         if not as_json:
             _print_problems(path, result.branch_name, result.problems)
@@ -211,7 +225,7 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
             target = marked / f"{safe_component(path.stem, '工作簿')}_问题标注.xlsx"
             write_marked_copy(path, result.problems, target)
             if not as_json:
-                click.echo(f"  已写出标注副本：{target}")
+                click.echo(f"  已写出标注副本：{printable(str(target))}")
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     sys.exit(1 if any_error else 0)
@@ -223,7 +237,7 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 
     console = Console(highlight=False)
     errors = sum(p.is_error for p in problems)
-    title = f"{path.name}（{branch or '未识别支部'}）"
+    title = _plain(f"{path.name}（{branch or '未识别支部'}）")
     if not problems:
         console.print(f"[green]✓[/green] {title}：没有发现问题")
         return
@@ -233,7 +247,8 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
     for col in ("类别", "工作表", "单元格", "问题"):
         table.add_column(col, overflow="fold")
     for p in problems:
-        table.add_row("[red]错误[/red]" if p.is_error else "[yellow]提醒[/yellow]", p.sheet, p.cell, p.message)
+        table.add_row("[red]错误[/red]" if p.is_error else "[yellow]提醒[/yellow]", _plain(p.sheet), _plain(p.cell),
+                      _plain(p.message))
     console.print(table)
 
 
@@ -247,7 +262,7 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 @click.option("--year", type=int, help="计分年度，默认取工作簿中的年度")
 @click.option("--registry", type=click.Path(path_type=Path), help="镇支部名录（支部名录.xlsx）")
 @click.option("--rules", "rules_path", type=click.Path(path_type=Path), help="积分规则文件（TOML），默认内置规则")
-@click.option("--jobs", type=int, default=0, help="同时处理的工作簿数，默认使用全部CPU核心")
+@click.option("--jobs", type=int, default=0, help="同时处理的工作簿数，默认（也最多）为CPU核心数")
 @click.option("--notice-start", type=DATE, help="公示开始日期，如 2027-01-20，默认今天")
 @click.option("--contact", help="公示中受理异议的联系人，默认各支部的积分记录员")
 @click.option("--run-date", type=DATE, help="计分日期，默认今天")
@@ -268,14 +283,16 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
 
     console = Console(highlight=False)
     if registry is not None and not Path(registry).is_file():
-        console.print(f"[red]错误：[/red]找不到支部名录 {registry}")
+        console.print(f"[red]错误：[/red]找不到支部名录 {_plain(str(registry))}")
         sys.exit(2)
     if rules_path is not None and not Path(rules_path).is_file():
-        console.print(f"[red]错误：[/red]找不到规则文件 {rules_path}")
+        console.print(f"[red]错误：[/red]找不到规则文件 {_plain(str(rules_path))}")
         sys.exit(2)
+    cores = os.cpu_count() or 1
     options = RunOptions(
-        inbox=Path(inbox), out=Path(out) if out is not None else None, period=period, year=year, registry=registry, rules_path=rules_path,
-        jobs=jobs or os.cpu_count() or 1, run_date=run_date or clock.today(),
+        inbox=Path(inbox), out=Path(out) if out is not None else None, period=period, year=year, registry=registry,
+        rules_path=rules_path, jobs=max(1, min(jobs or cores, cores)),  # (more workers than cores only cost memory)
+        run_date=run_date or clock.today(),
         notice_start=notice_start, contact=contact,
         trust_workbook_addresses=trust_workbook_addresses, sender=sender, templates=templates,
     )
@@ -288,13 +305,13 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
         else:
             report = run_batch(options)
     except (RunError, RulesError) as exc:
-        console.print(f"[red]错误：[/red]{exc}")
+        console.print(f"[red]错误：[/red]{_plain(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[red]已中断：[/red]输出文件夹保持为上一次完整的结果。")
         sys.exit(2)
     except OSError as exc:
-        console.print(f"[red]错误：[/red]写入输出时出错（{exc.strerror or exc}），输出文件夹保持为上一次完整的结果。"
+        console.print(f"[red]错误：[/red]写入输出时出错（{_plain(str(exc.strerror or exc))}），输出文件夹保持为上一次完整的结果。"
                       "如果结果文件正在 Excel 或 WPS 中打开，请先关闭再运行。")
         sys.exit(2)
     _print_summary(console, report)
@@ -321,14 +338,14 @@ def _print_summary(console, report) -> None:
             failed = sum(m["grade"] == "不合格" for m in scored)
             note = f"{len(f.members)}名党员" + (f"，{failed}名不合格" if failed else "") + (
                 f"，{f.flags}处需复核" if f.flags else "")
-            table.add_row(f.name, f.branch or "", "[green]通过[/green]", note)
+            table.add_row(_plain(f.name), _plain(f.branch or ""), "[green]通过[/green]", _plain(note))
         elif f.status == "rejected":
             first = next((p.message for p in f.problems if p.is_error), "")
-            table.add_row(f.name, f.branch or "", "[red]退回[/red]", f"{f.errors}处错误。{first}")
+            table.add_row(_plain(f.name), _plain(f.branch or ""), "[red]退回[/red]", _plain(f"{f.errors}处错误。{first}"))
         else:
-            table.add_row(f.name, "", "[dim]忽略[/dim]", f.reason)
+            table.add_row(_plain(f.name), "", "[dim]忽略[/dim]", _plain(f.reason))
     for name in report.missing:
-        table.add_row("", name, "[yellow]未报送[/yellow]", "支部名录中有，但没有收到工作簿")
+        table.add_row("", _plain(name), "[yellow]未报送[/yellow]", "支部名录中有，但没有收到工作簿")
     console.print(table)
     console.print(
         f"通过 {report.count('accepted')} 份，退回 {report.count('rejected')} 份，忽略 {report.count('ignored')} 份，"
@@ -336,10 +353,11 @@ def _print_summary(console, report) -> None:
     )
     if report.kept:
         console.print(f"输出文件夹中原有 {len(report.kept)} 个不是本程序生成（或生成后被改动过）的文件，已原样保留："
-                      + "、".join(report.kept[:5]) + ("等" if len(report.kept) > 5 else ""))
+                      + _plain("、".join(report.kept[:5])) + ("等" if len(report.kept) > 5 else ""))
     if report.changes:
         console.print(f"与上次计分相比，{len(report.changes)} 名党员的总分有变化，详见 index.html。")
-    console.print(f"结果在：{report.out}（总览请打开 {report.out / 'index.html'}；回复邮件在 {report.out / '发件箱'}）")
+    out = report.out
+    console.print(_plain(f"结果在：{out}（总览请打开 {out / 'index.html'}；回复邮件在 {out / '发件箱'}）"))
 
 
 @main.command(context_settings=CONTEXT)
@@ -371,7 +389,7 @@ def send(out: Path, smtp_host: str, smtp_port: int | None, smtp_user: str | None
     try:
         outcome = send_outbox(Path(out), settings, dry_run=dry_run, log=console.print)
     except MailError as exc:
-        console.print(f"[red]错误：[/red]{exc}")
+        console.print(f"[red]错误：[/red]{_plain(str(exc))}")
         sys.exit(2)
     sys.exit(0 if not outcome.failed else 1)
 

@@ -26,6 +26,31 @@ def atomic_save(path: Path, write: Callable[[str], object]) -> None:
         raise
 
 
+def atomic_create(path: Path, write: Callable[[str], object]) -> None:
+    """As `atomic_save`, but `path` must not exist: FileExistsError, and nothing replaced, if it does (also when
+    it appears while the file is being written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        write(tmp)
+        try:
+            os.link(tmp, path)  # the name is taken only if it is free: no moment in which another file is replaced
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links (some USB sticks and shares): claim the name, then fill it
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

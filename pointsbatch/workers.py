@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .display import printable
 from .files import safe_component, sha256_or_blank
 from .history import ledger_rows
 from .model import FileResult
@@ -92,7 +93,7 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
 
 def _crashed(job: Job, exc: Exception) -> FileResult:
     detail = f"{type(exc).__name__}: {exc}"[:160]
-    res = FileResult(job.path.name, sha256_or_blank(job.path), "rejected", source=str(job.path),
+    res = FileResult(printable(job.path.name), sha256_or_blank(job.path), "rejected", source=str(job.path),
                      problems=[problem("internal_error", "", "", detail=detail)])
     write_feedback(job.path, res, job.staging, readable=False, run_at=job.run_at)
     return res
@@ -102,7 +103,8 @@ def _read(job: Job) -> tuple[FileResult, Any]:
     from .workbook.read import read_workbook
 
     book = read_workbook(job.path)  # (a file it could not read is a problem of that file, not of the run)
-    return FileResult(job.path.name, book.sha256 or sha256_or_blank(job.path), "rejected", source=str(job.path)), book
+    return FileResult(printable(job.path.name), book.sha256 or sha256_or_blank(job.path), "rejected",
+                      source=str(job.path)), book
 
 
 def _validations(books: list[Any], jobs: list[Job]) -> list[Any]:

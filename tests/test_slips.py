@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import build
+from helpers import build, member
 from openpyxl import Workbook
 
 from pointsbatch.cli import DATE, main
@@ -220,3 +220,61 @@ def test_a_rules_file_with_a_meaningless_value_is_refused_naming_the_setting(tmp
     assert snapshot(tmp_path) == before
     checked = invoke("check", str(inbox / "一支部.xlsx"), "--rules", str(rules))
     assert checked.exit_code == 2 and f"设置项 {named}" in checked.output
+
+
+# --- template ---------------------------------------------------------------------------------------------------------
+
+def test_template_never_overwrites_an_existing_file(tmp_path):
+    filled = build(tmp_path / "已填好的.xlsx")
+    before = filled.read_bytes()
+    for extra in ([], ["--from", str(filled)]):
+        result = invoke("template", "-o", str(filled), *extra)
+        assert result.exit_code == 2
+        assert "已经存在" in result.output and "Traceback" not in result.output
+        assert filled.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["已填好的.xlsx"]  # no temporary file left
+
+
+def test_a_file_that_appears_while_the_template_is_written_is_not_replaced(tmp_path):
+    from pointsbatch.rules import load_rules
+    from pointsbatch.workbook.template import build_template, write_workbook
+
+    target = tmp_path / "新.xlsx"
+    wb = build_template(load_rules(), 2027)
+    real_save = wb.save
+
+    def slow_save(name):  # someone saves their own file under the same name meanwhile
+        target.write_bytes(b"their work")
+        real_save(name)
+
+    wb.save = slow_save
+    with pytest.raises(FileExistsError):
+        write_workbook(wb, target, overwrite=False)
+    assert target.read_bytes() == b"their work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["新.xlsx"]
+
+
+def test_template_from_keeps_text_that_looks_like_a_formula_as_text(tmp_path):
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    tricky = ['=HYPERLINK("file:///etc/passwd","点我")', "+86 13800000000", "-", "@张三"]
+    roster = [member(i, f"党员{i}") for i in range(1, 5)]
+    for row, text in zip(roster, tricky, strict=True):
+        row[-1] = text  # 备注
+    previous = build(tmp_path / "去年.xlsx", roster=roster, info_over={"secretary": "=1+1"})
+    before = previous.read_bytes()
+    new = tmp_path / "今年.xlsx"
+    result = invoke("template", "-o", str(new), "--year", "2027", "--from", str(previous), "--branch", "=2+2")
+    assert result.exit_code == 0, result.output
+    assert previous.read_bytes() == before
+    with zipfile.ZipFile(new) as zf:
+        assert not any(b"<f>" in zf.read(n) or b"<f " in zf.read(n) for n in zf.namelist() if "worksheets" in n)
+    wb = load_workbook(new)
+    notes = [c.value for c in wb["党员名册"]["I"][1:5]]
+    assert notes == tricky
+    assert all(c.data_type == "s" and c.quotePrefix for c in wb["党员名册"]["I"][1:5])
+    info = {r[0].value.rstrip("*"): r[1] for r in wb["支部信息"].iter_rows(min_row=2)}
+    assert (info["支部名称"].value, info["支部名称"].data_type) == ("=2+2", "s")
+    assert (info["支部书记"].value, info["支部书记"].data_type) == ("=1+1", "s")

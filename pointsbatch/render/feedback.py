@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from ..display import printable
 from ..files import safe_component
 from ..model import FileResult
 from ..names import FEEDBACK
@@ -27,7 +28,7 @@ def write_feedback(source: Path, result: FileResult, staging: Path, readable: bo
             outputs.append(str(Path(FEEDBACK) / target.name))
         except Exception:  # openpyxl could not rewrite it; the problem list still goes back
             pass
-    lines = [f"文件：{source.name}", f"支部：{result.branch or '（未能识别）'}", ""]
+    lines = [f"文件：{printable(source.name)}", f"支部：{result.branch or '（未能识别）'}", ""]
     lines += [f"{i}. [{sev}] {sheet} {cell}：{msg}" for i, (sev, sheet, cell, msg) in
               enumerate(problem_table_rows(result.problems), start=1)]
     listing = folder / f"{stem}_问题清单.txt"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -79,6 +80,19 @@ def carry_over(previous: Path) -> Filling:
     return filling
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def _put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
+    """A cell holding `value` as it is: text that looks like a formula (=, +, -, @ first) stays text, also when
+    someone edits the cell later in Excel (the quote prefix), instead of becoming a formula."""
+    cell = ws.cell(row, col, value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell
+
+
 def _header(ws: Worksheet, headers: list[str], widths: list[int]) -> None:
     for idx, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
         cell = ws.cell(1, idx, text)
@@ -139,7 +153,7 @@ def _write_info(ws: Worksheet, info: dict[str, Any]) -> None:
     for i, key in enumerate(spec.INFO_KEYS, start=2):
         label = ws.cell(i, 1, key.label + ("*" if key.required else ""))
         label.font, label.border = Font(bold=True), BORDER
-        value = ws.cell(i, 2, info.get(key.key))
+        value = _put(ws, i, 2, info.get(key.key))
         value.border = BORDER
         if key.kind == "date":
             value.number_format = DATE_FORMAT
@@ -182,7 +196,7 @@ def _write_table(wb: Workbook, sheet: spec.TableSheet, rows: list[list[Any]], ru
     _header(ws, [c.header for c in sheet.columns], [c.width for c in sheet.columns])
     for r, values in enumerate(rows, start=sheet.first_row):
         for c, value in enumerate(values, start=1):
-            ws.cell(r, c, value)
+            _put(ws, r, c, value)
     last_row = sheet.first_row + max(sheet.template_rows, len(rows)) - 1
     for idx, col in enumerate(sheet.columns, start=1):
         if col.kind == "date":
@@ -203,11 +217,11 @@ def _write_grid(wb: Workbook, filling: Filling, year: int) -> None:
     label.font, label.fill = Font(bold=True), DATE_FILL
     ws.cell(2, 2).fill = DATE_FILL
     for idx, event in enumerate(spec.GRID_EVENTS, start=len(spec.GRID_KEYS) + 1):
-        cell = ws.cell(2, idx, filling.grid_dates.get(event.header))
+        cell = _put(ws, 2, idx, filling.grid_dates.get(event.header))
         cell.number_format, cell.fill = "m/d", DATE_FILL
     for r, values in enumerate(filling.grid, start=spec.GRID_FIRST_ROW):
         for c, value in enumerate(values, start=1):
-            ws.cell(r, c, value)
+            _put(ws, r, c, value)
     last_row = spec.GRID_FIRST_ROW + max(GRID_MEMBER_ROWS, len(filling.grid)) - 1
     first_event = column_letter(len(spec.GRID_KEYS))
     last_event = column_letter(len(headers) - 1)
@@ -222,8 +236,9 @@ def _write_grid(wb: Workbook, filling: Filling, year: int) -> None:
     ws.freeze_panes = f"{first_event}{spec.GRID_FIRST_ROW}"
 
 
-def write_workbook(wb: Workbook, path: Path) -> None:
-    """Save whole or not at all: write beside the target, then rename."""
-    from ..files import atomic_save
+def write_workbook(wb: Workbook, path: Path, overwrite: bool = True) -> None:
+    """Save whole or not at all: write beside the target, then rename. With `overwrite=False` an existing file is
+    never replaced, even one that appears while this one is written: FileExistsError instead."""
+    from ..files import atomic_create, atomic_save
 
-    atomic_save(path, wb.save)
+    (atomic_save if overwrite else atomic_create)(path, wb.save)
