@@ -278,3 +278,116 @@ def test_template_from_keeps_text_that_looks_like_a_formula_as_text(tmp_path):
     info = {r[0].value.rstrip("*"): r[1] for r in wb["支部信息"].iter_rows(min_row=2)}
     assert (info["支部名称"].value, info["支部名称"].data_type) == ("=2+2", "s")
     assert (info["支部书记"].value, info["支部书记"].data_type) == ("=1+1", "s")
+
+
+# --- file names, links and cores ----------------------------------------------------------------------------------
+
+def bytes_listing(folder: Path) -> dict[bytes, bytes]:
+    import os
+
+    root = os.fsencode(folder)
+    return {name: Path(os.fsdecode(os.path.join(root, name))).read_bytes() for name in sorted(os.listdir(root))
+            if Path(os.fsdecode(os.path.join(root, name))).is_file()}
+
+
+def test_a_file_name_that_is_not_utf8_is_processed_and_shown_escaped(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = build(tmp_path / "good.xlsx").read_bytes()
+    root = os.fsencode(inbox)
+    # 工作簿.xlsx and 坏.xlsx in GBK, as a zip unpacked on Windows leaves them
+    with open(os.path.join(root, "工作簿".encode("gbk") + b".xlsx"), "wb") as fh:
+        fh.write(good)
+    with open(os.path.join(root, "坏".encode("gbk") + b".xlsx"), "wb") as fh:
+        fh.write(b"not a workbook")
+    before = bytes_listing(inbox)
+    out = tmp_path / "out"
+    # a real process: its stdout is strict UTF-8, as a terminal's is (the test runner's is forgiving)
+    proc = subprocess.run([sys.executable, "-m", "pointsbatch.cli", "run", str(inbox), "-o", str(out), "--jobs", "1"],
+                          capture_output=True, env={**os.environ, "LANG": "C.UTF-8", "COLUMNS": "200"})
+    output = proc.stdout.decode("utf-8") + proc.stderr.decode("utf-8")
+    assert proc.returncode == 1, output
+    assert "Traceback" not in output
+    assert bytes_listing(inbox) == before
+    shown_good = "\\xb9\\xa4\\xd7\\xf7\\xb2\\xbe.xlsx"
+    shown_bad = "\\xbb\\xb5.xlsx"
+    assert shown_good in output and shown_bad in output
+    files = manifest(out)
+    assert files[shown_good]["status"] == "accepted"
+    assert [p["code"] for p in files[shown_bad]["problems"]] == ["file_unreadable"]
+    for path in out.rglob("*"):  # every output name is valid UTF-8
+        path.name.encode("utf-8")
+    checked = subprocess.run([sys.executable, "-m", "pointsbatch.cli", "check",
+                              os.fsdecode(os.path.join(root, "坏".encode("gbk") + b".xlsx"))], capture_output=True)
+    text = checked.stdout.decode("utf-8") + checked.stderr.decode("utf-8")
+    assert checked.returncode == 1 and "Traceback" not in text and shown_bad in text
+
+
+def test_control_characters_and_markup_in_file_names_never_reach_the_terminal_raw(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "a\x1b[31m红\x07\r.xlsx")
+    (inbox / "b[bold]\n[red]x.xlsx").write_bytes(b"junk")
+    before = snapshot(inbox)
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    for raw in ("\x1b", "\x07", "\r"):
+        assert raw not in result.output
+    text = "".join(result.output.split())
+    assert "a\\x1b[31m红\\x07\\x0d.xlsx" in text and "b[bold]\\x0a[red]x.xlsx" in text
+    assert snapshot(inbox) == before
+    assert {f: v["status"] for f, v in manifest(tmp_path / "out").items()} == {
+        "a\\x1b[31m红\\x07\\x0d.xlsx": "accepted", "b[bold]\\x0a[red]x.xlsx": "rejected"}
+    checked = invoke("check", str(inbox / "b[bold]\n[red]x.xlsx"))
+    assert checked.exit_code == 1 and "Traceback" not in checked.output and "\x1b" not in checked.output
+    assert "b[bold]\\x0a[red]x.xlsx" in "".join(checked.output.split())
+
+
+def test_links_in_inbox_that_point_outside_it_are_ignored_with_a_reason(tmp_path):
+    inbox = tmp_path / "inbox"
+    (inbox / "子文件夹").mkdir(parents=True)
+    elsewhere = tmp_path / "别处"
+    elsewhere.mkdir()
+    build(elsewhere / "别人的.xlsx", info_over={"branch": "第二党支部"})
+    build(inbox / "子文件夹" / "真的.xlsx")
+    (inbox / "外链.xlsx").symlink_to(elsewhere / "别人的.xlsx")
+    (inbox / "内链.xlsx").symlink_to(inbox / "子文件夹" / "真的.xlsx")
+    (inbox / "断链.xlsx").symlink_to(tmp_path / "没有这个文件.xlsx")
+    before = snapshot(elsewhere)
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    files = manifest(tmp_path / "out")
+    assert {name: f["status"] for name, f in files.items()} == {
+        "外链.xlsx": "ignored", "内链.xlsx": "accepted", "断链.xlsx": "ignored", "子文件夹": "ignored"}
+    assert "收件文件夹以外" in files["外链.xlsx"]["reason"]
+    assert "收件文件夹以外" in " ".join(result.output.split())
+    assert snapshot(elsewhere) == before
+
+
+def test_jobs_are_capped_at_the_number_of_cores(tmp_path, monkeypatch):
+    import os
+
+    from pointsbatch import batch
+
+    seen = []
+    real = batch.run_batch
+
+    def spy(options, progress=None):
+        seen.append(options.jobs)
+        return real(options, progress)
+
+    monkeypatch.setattr(batch, "run_batch", spy)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "一.xlsx")
+    build(inbox / "二.xlsx", info_over={"branch": "第二党支部"})
+    for jobs in ("64", "-3", "0"):
+        result = invoke("run", str(inbox), "-o", str(tmp_path / f"out{jobs}"), "--jobs", jobs)
+        assert result.exit_code == 0, result.output
+    assert seen == [1, 1, 1]
