@@ -391,3 +391,45 @@ def test_jobs_are_capped_at_the_number_of_cores(tmp_path, monkeypatch):
         result = invoke("run", str(inbox), "-o", str(tmp_path / f"out{jobs}"), "--jobs", jobs)
         assert result.exit_code == 0, result.output
     assert seen == [1, 1, 1]
+
+
+# --- links in the marked copy ---------------------------------------------------------------------------------------
+
+def test_links_are_removed_from_the_marked_copy_mailed_back(tmp_path):
+    import zipfile
+
+    from helpers import act
+    from openpyxl import load_workbook
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = build(inbox / "带链接.xlsx", incentive=[act("张三", "志愿服务", 9)])
+    wb = load_workbook(path)
+    wb["党员名册"]["I2"].hyperlink = "file:///C:/Users/书记/Desktop/全体党员身份证号.xlsx"
+    wb["党员名册"]["I3"].hyperlink = "\\\\dangzheng-server\\共享\\名单.xlsx"
+    wb["支部信息"]["C2"].hyperlink = "https://example.org/track"
+    wb["激励积分"]["H2"] = '=HYPERLINK("file://server/share/a.xlsx","看这里")'
+    wb.save(path)
+    before = snapshot(inbox)
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert snapshot(inbox) == before
+    problems = manifest(tmp_path / "out")["带链接.xlsx"]["problems"]
+    assert {(p["sheet"], p["cell"], p["code"]) for p in problems} == {
+        ("激励积分", "F2", "score_above_item_max"), ("激励积分", "H2", "formula_uncalculated"),
+        ("", "", "links_removed")}
+    assert "4处超链接" in next(p["message"] for p in problems if p["code"] == "links_removed")
+    copy = tmp_path / "out" / "问题反馈" / "带链接_问题标注.xlsx"
+    with zipfile.ZipFile(copy) as zf:
+        rels = b"".join(zf.read(n) for n in zf.namelist() if n.endswith(".rels"))
+        sheets = b"".join(zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/"))
+    for trace in (b"file://", b"dangzheng-server", b"example.org"):
+        assert trace not in rels, trace
+    targets = re.findall(rb'/hyperlink" Target="([^"]*)"', rels)
+    assert len(targets) == 2 and all(t.startswith(b"#") for t in targets)  # only 问题清单's jumps to F2 and H2
+    assert b"<f>HYPERLINK" not in sheets  # the formula is kept as its text, inert
+    marked = load_workbook(copy)
+    assert marked["激励积分"]["H2"].data_type == "s"
+    listing = (tmp_path / "out" / "问题反馈" / "带链接_问题清单.txt").read_text(encoding="utf-8-sig")
+    assert "[提醒]" in listing and "超链接或外部链接" in listing
+    assert "超链接或外部链接" in str([c.value for c in marked["问题清单"]["F"]])

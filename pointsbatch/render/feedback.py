@@ -24,7 +24,7 @@ def write_feedback(source: Path, result: FileResult, staging: Path, readable: bo
     if readable:
         target = folder / f"{stem}_问题标注.xlsx"
         try:
-            write_marked_copy(source, result.problems, target, data, created=run_at)
+            result.problems += write_marked_copy(source, result.problems, target, data, created=run_at)  # (links)
             outputs.append(str(Path(FEEDBACK) / target.name))
         except Exception:  # openpyxl could not rewrite it; the problem list still goes back
             pass

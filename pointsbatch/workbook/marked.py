@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -14,6 +15,7 @@ from openpyxl.workbook.workbook import Workbook
 
 from ..problems import Problem
 from . import spec
+from .messages import problem
 from .read import clean_key
 
 PROBLEM_SHEET = "问题清单"
@@ -25,12 +27,22 @@ SEVERITY_LABEL = {"error": "错误", "warning": "提醒"}
 
 def marked_copy(source: Path, problems: list[Problem], data: bytes | None = None) -> Workbook:
     """The branch's workbook with its problems marked; the source file is only read (`data`: its bytes, when the
-    caller has them: the copy then marks exactly what was checked)."""
+    caller has them: the copy then marks exactly what was checked). Links are removed (see `_marked`)."""
+    return _marked(source, problems, data)[0]
+
+
+def _marked(source: Path, problems: list[Problem], data: bytes | None) -> tuple[Workbook, list[Problem]]:
+    """The marked copy, and the problems it adds: a warning when links were removed from it. The copy is mailed
+    back, so nothing in it may point at a file on the town's machines or network (file://, \\\\server\\share)
+    or anywhere else: hyperlinks, HYPERLINK formulas and links to other workbooks all go."""
     if data is not None:
         wb = load_workbook(io.BytesIO(data), rich_text=False)
     else:
         with Path(source).open("rb") as fh:
             wb = load_workbook(fh, rich_text=False)
+    removed = _remove_links(wb)
+    added = [problem("links_removed", "", "", count=removed)] if removed else []
+    problems = [p for p in problems if p.code != "links_removed"] + added
     sheets = {clean_key(name): name for name in wb.sheetnames}
     if PROBLEM_SHEET in wb.sheetnames:
         del wb[PROBLEM_SHEET]
@@ -52,7 +64,35 @@ def marked_copy(source: Path, problems: list[Problem], data: bytes | None = None
     wb.active = 0
     for ws in wb.worksheets:
         ws.sheet_view.tabSelected = ws.title == PROBLEM_SHEET
-    return wb
+    return wb, added
+
+
+_EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")  # how openpyxl keeps a reference to another workbook: [1]Sheet1!A1
+
+
+def _remove_links(wb: Workbook) -> int:
+    """Remove every hyperlink, HYPERLINK formula (kept as its text) and link to another workbook; how many.
+
+    Cells are visited through openpyxl's cell store `Worksheet._cells` (private: openpyxl < 3.2 in pyproject, and
+    `iter_rows` without it): `iter_rows` visits every empty cell of the used range too."""
+    removed = 0
+    for ws in wb.worksheets:
+        cells = getattr(ws, "_cells", None)
+        for cell in list(cells.values()) if isinstance(cells, dict) else [c for r in ws.iter_rows() for c in r]:
+            if cell.hyperlink is not None:
+                cell.hyperlink = None
+                removed += 1
+            value = cell.value
+            if cell.data_type == "f" and isinstance(value, str) and (
+                    "HYPERLINK" in value.upper() or _EXTERNAL_REFERENCE.search(value)):
+                cell.value = value
+                cell.data_type = "s"  # the formula's text, inert
+                removed += 1
+    removed += len(wb._external_links)
+    wb._external_links = []
+    for name in [n for n, d in wb.defined_names.items() if _EXTERNAL_REFERENCE.search(str(d.attr_text or ""))]:
+        del wb.defined_names[name]
+    return removed
 
 
 def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
@@ -98,21 +138,23 @@ def _printable(text: str) -> str:
 
 
 def write_marked_copy(source: Path, problems: list[Problem], target: Path, data: bytes | None = None,
-                      created: dt.datetime | None = None) -> None:
+                      created: dt.datetime | None = None) -> list[Problem]:
     """The marked copy, written whole; dated by `created` (the run's clock) inside and in its zip, so the same
-    workbook and problems give the same bytes."""
+    workbook and problems give the same bytes. Returns the problems the copy added (links removed), for the
+    problem list."""
     from openpyxl.xml.functions import tostring
 
     from .. import clock
     from ..files import atomic_write_bytes, fixed_zip_dates
 
-    wb = marked_copy(source, problems, data)
+    wb, added = _marked(source, problems, data)
     when = (created or clock.now()).astimezone(dt.UTC).replace(tzinfo=None)
     buf = io.BytesIO()
     wb.save(buf)  # (openpyxl sets the modified time to now while saving: the properties are written again below)
     wb.properties.created = wb.properties.modified = when
     core = tostring(wb.properties.to_tree())
     atomic_write_bytes(target, fixed_zip_dates(buf.getvalue(), {"docProps/core.xml": core}))
+    return added
 
 
 def problem_table_rows(problems: list[Problem]) -> list[tuple[str, str, str, str]]:

@@ -18,6 +18,7 @@ MESSAGES = MappingProxyType(
         "file_old_xls": "这是旧版.xls格式的文件，请另存为.xlsx后重新提交",
         "internal_error": "处理时出错（{detail}）：这是程序的问题，不是工作簿填写的问题；请把本文件和这条说明转给镇组织干事",
         "file_too_large": "工作簿内容异常庞大（{detail}），不像是支部积分工作簿，已拒收",
+        "links_removed": "原工作簿中的{count}处超链接或外部链接（可能指向本机或内网的文件）已从退回的标注副本中删除；原工作簿未改动",
         "file_not_standard": "不是标准的支部积分工作簿：缺少「{detail}」等工作表",
         "file_duplicate_branch": "另有文件「{detail}」也是「{value}」的工作簿，无法判断以哪份为准，两份均不予处理，请只保留一份",
         "branch_not_in_registry": "支部名称「{value}」不在镇支部名录中，请按名录的写法填写",
@@ -69,7 +70,7 @@ MESSAGES = MappingProxyType(
     }
 )
 
-WARNINGS = frozenset({"column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems"})
+WARNINGS = frozenset({"links_removed", "column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems"})
 
 
 def problem(code: str, sheet: str, cell: str, value: object = "", **extra: object) -> Problem:
