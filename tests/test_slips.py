@@ -433,3 +433,57 @@ def test_links_are_removed_from_the_marked_copy_mailed_back(tmp_path):
     listing = (tmp_path / "out" / "问题反馈" / "带链接_问题清单.txt").read_text(encoding="utf-8-sig")
     assert "[提醒]" in listing and "超链接或外部链接" in listing
     assert "超链接或外部链接" in str([c.value for c in marked["问题清单"]["F"]])
+
+
+# --- look-alike branch names --------------------------------------------------------------------------------------
+
+LOOK_ALIKES = ["城关村党支部.", "城关村党支部\u200b", "\ufeff城关村党支部", "城关村\u200d党支部\u202c", "城关村党支部．",
+               "城关村 党支部 "]
+
+
+@pytest.mark.parametrize("look_alike", LOOK_ALIKES)
+def test_a_look_alike_branch_name_is_a_duplicate_not_a_new_branch(tmp_path, look_alike):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "城关村.xlsx", info_over={"branch": "城关村党支部"})
+    build(inbox / "城关村（改）.xlsx", info_over={"branch": look_alike})
+    build(inbox / "红星村.xlsx", info_over={"branch": "红星村党支部"})
+    before = snapshot(inbox)
+    out = tmp_path / "out"
+    result = invoke("run", str(inbox), "-o", str(out), "--jobs", "1")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert snapshot(inbox) == before
+    files = manifest(out)
+    assert {n: (f["status"], f["branch"]) for n, f in files.items()} == {
+        "城关村.xlsx": ("rejected", "城关村党支部"), "城关村（改）.xlsx": ("rejected", "城关村党支部"),
+        "红星村.xlsx": ("accepted", "红星村党支部")}
+    for name in ("城关村.xlsx", "城关村（改）.xlsx"):
+        assert {p["code"] for p in files[name]["problems"]} == {"file_duplicate_branch"}
+    assert sorted(p.name for p in (out / "支部").iterdir()) == ["红星村党支部"]
+
+
+def test_two_look_alikes_without_the_real_name_are_duplicates_too(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "a.xlsx", info_over={"branch": "城关村党支部."})
+    build(inbox / "b.xlsx", info_over={"branch": "城关村党支部\u200b"})
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
+    assert result.exit_code == 1
+    files = manifest(tmp_path / "out")
+    assert {n: [p["code"] for p in f["problems"]] for n, f in files.items()} == {
+        "a.xlsx": ["file_duplicate_branch"], "b.xlsx": ["file_duplicate_branch"]}
+
+
+def test_a_look_alike_matches_its_registry_entry_and_no_output_name_carries_the_invisible_characters(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "城关村.xlsx", info_over={"branch": "\u200b城关村党支部\u200b."})
+    names = registry(tmp_path / "支部名录.xlsx", [("城关村党支部\ufeff", "cg@example.org")])
+    out = tmp_path / "out"
+    result = invoke("run", str(inbox), "-o", str(out), "--jobs", "1", "--registry", str(names))
+    assert result.exit_code == 0, result.output
+    assert manifest(out)["城关村.xlsx"]["branch"] == "城关村党支部"
+    assert json.loads((out / "run.json").read_text("utf-8"))["missing"] == []
+    for path in out.rglob("*"):
+        assert path.name.isprintable() and not path.name.endswith("."), path
+    assert (out / "支部" / "城关村党支部").is_dir()

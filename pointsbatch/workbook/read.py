@@ -101,10 +101,22 @@ def clean_text(text: str) -> str | None:
     return text or None
 
 
+# invisible characters that are not format characters (category Cf, removed by category): the combining grapheme
+# joiner, variation selectors and the Hangul fillers, which render as nothing
+_INVISIBLE = re.compile("[\u034f\u115f\u1160\u3164\uffa0\ufe00-\ufe0f]")
+
+
+def _visible(text: str) -> str:
+    """`text` without invisible and format characters (zero-width space and joiner, BOM, bidi marks...)."""
+    if not text.isprintable():  # (every Cf character is unprintable: the common text skips the loop)
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return _INVISIBLE.sub("", text)
+
+
 @lru_cache(maxsize=65536)
 def clean_key(text: str) -> str:
-    """A header, sheet name or key: NFKC with every space removed, required-marks dropped."""
-    text = unicodedata.normalize("NFKC", str(text))
+    """A header, sheet name or key: NFKC with every space and invisible character removed, required-marks dropped."""
+    text = _visible(unicodedata.normalize("NFKC", str(text)))
     return _SPACES.sub("", text).strip("*")
 
 
@@ -115,13 +127,22 @@ def clean_value(value: Any) -> Any:
 
 
 def clean_name(value: Any) -> Any:
-    """Names carry no spaces in Chinese; recorders pad them to align two-character names."""
+    """A person's or a branch's name, as it is compared: NFKC, without spaces (names carry none in Chinese;
+    recorders pad them to align two-character names), invisible and format characters, or trailing dots, so that
+    `城关村党支部.` and `城关村党支部` with a zero-width space are the same name as `城关村党支部`."""
     if isinstance(value, str):
-        text = clean_text(value)
-        return _SPACES.sub("", text) if text else None
+        return _clean_name_text(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return value
+
+
+@lru_cache(maxsize=65536)
+def _clean_name_text(value: str) -> str | None:
+    text = clean_text(value)
+    if not text:
+        return None
+    return _SPACES.sub("", _visible(text)).rstrip(".。") or None
 
 
 def read_workbook(path: Path) -> RawWorkbook:
@@ -372,7 +393,7 @@ def _read_info(rows: list[list[Any]], book: RawWorkbook) -> None:
         if key is None:
             continue
         value = row[1] if len(row) > 1 else None
-        value = clean_name(value) if key.kind == "name" else clean_value(value)
+        value = clean_name(value) if key.kind == "name" or key.key == "branch" else clean_value(value)
         if value == "":
             value = None
         book.info[key.key] = (value, f"B{i}")
