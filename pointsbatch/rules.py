@@ -175,9 +175,9 @@ class _Reader:
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能大于 {hi}")
         if above is not None and node <= above:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 应大于 {above}")
-        if kind is str and not node.strip():
+        if isinstance(node, str) and not node.strip():
             raise RulesError(f"规则文件设置项 {name} 不能为空")
-        if kind is list and not node:
+        if isinstance(node, list) and not node:
             raise RulesError(f"规则文件设置项 {name} 是空列表，至少要有一项")
         return node
 
