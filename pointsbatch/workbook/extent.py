@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 _CELL_COUNT = b'<c r="'
+CELL_TAG = re.compile(rb"<(?:[\w.-]+:)?c[\s>/]")  # any cell element, however spelled
 # any cell tag not written as `<c r="...` (a namespace prefix, another attribute first, no r at all): these make
 # the fast path below unsafe, so the part is measured cell by cell instead
 _ODD_CELL = re.compile(rb'<(?:[\w.-]+:c[\s>/]|c(?:[\t\n\r>/]| (?!r=")))')

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..problems import Problem
 from . import spec
-from .extent import Extent, column_letters, measure
+from .extent import CELL_TAG, Extent, column_letters, measure
 from .messages import problem
 
 # Limits that keep one hostile file from exhausting the machine.
@@ -303,20 +303,27 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
             sheets = sheet_parts(zf.read)
             cells = 0
             for info in zf.infolist():
+                part: bytes | None = None
                 try:
-                    data = zf.read(info)  # every part read whole once: zipfile checks its CRC
+                    if info.file_size <= KEEP_PART_BYTES:
+                        part = zf.read(info)  # every part read once: zipfile checks its CRC
+                        prolog, counted, has_sheet = part[:4096], 0, b"sheetData" in part
+                    else:  # streamed first: a part of hundreds of MB is held whole only if it must be measured
+                        prolog, counted, has_sheet = _stream_part(zf, info, MAX_WORKBOOK_CELLS - cells)
                 except zipfile.BadZipFile:
                     return problem("file_unreadable", "", "", detail="文件已损坏")
                 # Office never writes a DOCTYPE; one in a part is an entity bomb or worse
                 if info.filename.endswith((".xml", ".rels")):
-                    prolog = data[:4096]
                     if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
                         return problem("file_unreadable", "", "", detail="含有不允许的XML实体声明")
-                    if parts is not None and info.filename.startswith("xl/") and len(data) <= KEEP_PART_BYTES:
-                        parts[info.filename] = data
-                if info.filename in sheets or b"sheetData" in data:  # (also a sheet the workbook does not list)
+                    if parts is not None and part is not None and info.filename.startswith("xl/"):
+                        parts[info.filename] = part
+                if info.filename in sheets or has_sheet:  # (also a sheet the workbook does not list)
                     sheet = sheets.get(info.filename) or info.filename.rsplit("/", 1)[-1]
-                    extent = measure(data, MAX_WORKBOOK_CELLS - cells, MAX_SHEET_CELLS)
+                    if cells + counted > MAX_WORKBOOK_CELLS:
+                        return _size_problem(sheet, Extent(0, 0, counted), cells + counted)
+                    extent = measure(part if part is not None else zf.read(info), MAX_WORKBOOK_CELLS - cells,
+                                     MAX_SHEET_CELLS)
                     cells += extent.cells
                     trouble = _size_problem(sheet, extent, cells)
                     if trouble is not None:
@@ -325,6 +332,22 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
             NotImplementedError) as exc:  # zipfile raises NotImplementedError for a compression method it lacks
         return problem("file_unreadable", "", "", detail=_short(exc) or "文件不完整")
     return None
+
+
+def _stream_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[bytes, int, bool]:
+    """(its first 4 KB, its cell elements, whether it has sheet data) of a large part, read in pieces (its CRC is
+    checked at the end); counting stops, and reading with it, once there are more than `limit` cells."""
+    prolog, cells, has_sheet, tail = b"", 0, False, b""
+    with zf.open(info) as fh:
+        while chunk := fh.read(1 << 22):
+            prolog = prolog or chunk[:4096]
+            buffer = tail + chunk
+            has_sheet = has_sheet or b"sheetData" in buffer
+            cells += sum(1 for m in CELL_TAG.finditer(buffer) if m.end() > len(tail))  # (the tail's were counted)
+            if cells > limit:
+                break
+            tail = buffer[-256:]
+    return prolog, cells, has_sheet
 
 
 def _size_problem(sheet: str, extent: Extent, cells: int) -> Problem | None:
