@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,19 @@ class RegistryEntry:
 def read_registry(path: Path) -> dict[str, RegistryEntry]:
     """支部名录.xlsx: branch name -> entry. A registry that cannot be used stops the run (exit 2)."""
     from .addresses import address_problem
-    from .workbook.read import clean_key, clean_name, clean_text, column_letter
+    from .workbook.read import clean_key, clean_name, clean_text, column_letter, size_problem
 
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise RunError(f"无法读取支部名录 {path}：{exc.strerror or exc}") from exc
+    trouble = size_problem(data)  # measured before it is read, as a workbook is
+    if trouble is not None:
+        raise RunError(f"无法读取支部名录 {path}：{trouble.message}")
     try:
         from python_calamine import CalamineWorkbook
 
-        wb = CalamineWorkbook.from_path(str(path))
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
         rows = wb.get_sheet_by_index(0).to_python(skip_empty_area=False, nrows=100_000)
     except Exception as exc:
         raise RunError(f"无法读取支部名录 {path}：{exc}") from exc

@@ -110,8 +110,11 @@ def run(inbox: Path, out: Path | None = None, *extra: str, jobs: int = 1):
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
-# runs a command and prints the peak resident memory (KB on Linux) of it and everything it waited for
-_PEAK = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+# runs a command and prints the peak resident memory (KB on Linux) of it and everything it waited for; the
+# command's address space is capped at 4 GiB, so that a regression fails the test instead of exhausting the machine
+_PEAK = ("import resource, subprocess, sys; "
+         "cap = lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+         "p = subprocess.run(sys.argv[1:], preexec_fn=cap); "
          "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
          "sys.exit(p.returncode)")
 

@@ -487,3 +487,22 @@ def test_a_look_alike_matches_its_registry_entry_and_no_output_name_carries_the_
     for path in out.rglob("*"):
         assert path.name.isprintable() and not path.name.endswith("."), path
     assert (out / "支部" / "城关村党支部").is_dir()
+
+
+def test_a_registry_with_a_far_cell_is_refused_before_it_is_read(tmp_path):
+    from helpers import run_measured
+    from openpyxl import load_workbook
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "一支部.xlsx")
+    names = registry(tmp_path / "支部名录.xlsx", [("第一党支部", "yi@example.org")])
+    wb = load_workbook(names)
+    wb.active["XFD100000"] = "x"
+    wb.save(names)
+    before = snapshot(tmp_path)
+    status, output, peak_mb = run_measured(inbox, tmp_path / "out", "--registry", str(names))
+    assert status == 2 and "Traceback" not in output
+    assert "用到第100000行" in "".join(output.split())
+    assert peak_mb < 1024, peak_mb
+    assert snapshot(tmp_path) == before

@@ -274,6 +274,12 @@ def _size_check(path: Path) -> Problem | None:
     return None
 
 
+def size_problem(data: bytes) -> Problem | None:
+    """Why an .xlsx file (its bytes) may not be opened by any reader: too large, damaged, an entity bomb; or None.
+    For files other than branch workbooks (the registry): a workbook gets the same checks in `read_workbook`."""
+    return _precheck(data) if data.startswith(b"PK") else None
+
+
 def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | None:
     """Refuse files that are not .xlsx, are encrypted or .xls, or would inflate beyond reason.
 
