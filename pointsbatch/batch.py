@@ -50,7 +50,12 @@ WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 OLD_SUFFIXES = {".xls", ".et"}
 
 
-def _inside(target: Path, folder: Path) -> bool:
+def _inside(link: Path, folder: Path) -> bool:
+    """Whether a link in INBOX leads to a file inside it (a loop of links leads nowhere)."""
+    try:
+        target, folder = link.resolve(), folder.resolve()
+    except (OSError, RuntimeError):
+        return False
     return folder == target or folder in target.parents
 
 
@@ -61,7 +66,7 @@ def classify(path: Path) -> tuple[str, str]:
         return "ignored", "Excel/WPS 打开工作簿时产生的临时锁定文件"
     if name.startswith("."):
         return "ignored", "隐藏文件"
-    if path.is_symlink() and not _inside(path.resolve(), path.parent.resolve()):
+    if path.is_symlink() and not _inside(path, path.parent):
         return "ignored", "链接指向收件文件夹以外的文件，未读取；请把文件本身放进收件文件夹"
     if not path.is_file():
         return "ignored", "不是普通文件"

@@ -358,12 +358,15 @@ def test_links_in_inbox_that_point_outside_it_are_ignored_with_a_reason(tmp_path
     (inbox / "外链.xlsx").symlink_to(elsewhere / "别人的.xlsx")
     (inbox / "内链.xlsx").symlink_to(inbox / "子文件夹" / "真的.xlsx")
     (inbox / "断链.xlsx").symlink_to(tmp_path / "没有这个文件.xlsx")
+    (inbox / "环1.xlsx").symlink_to(inbox / "环2.xlsx")
+    (inbox / "环2.xlsx").symlink_to(inbox / "环1.xlsx")
     before = snapshot(elsewhere)
     result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
     assert result.exit_code == 0, result.output
     files = manifest(tmp_path / "out")
     assert {name: f["status"] for name, f in files.items()} == {
-        "外链.xlsx": "ignored", "内链.xlsx": "accepted", "断链.xlsx": "ignored", "子文件夹": "ignored"}
+        "外链.xlsx": "ignored", "内链.xlsx": "accepted", "断链.xlsx": "ignored", "子文件夹": "ignored",
+        "环1.xlsx": "ignored", "环2.xlsx": "ignored"}
     assert "收件文件夹以外" in files["外链.xlsx"]["reason"]
     assert "收件文件夹以外" in " ".join(result.output.split())
     assert snapshot(elsewhere) == before
