@@ -62,11 +62,12 @@ def test_the_readmes_settings_file_works_as_written(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert snapshot(Path("收件")) == before
-    notice = next(Path("results").glob("支部/第一党支部/*公示.html")).read_text(encoding="utf-8")
+    out = next(Path(".").rglob("run.json")).parent  # (wherever the settings and defaults put OUT)
+    notice = next(out.glob("支部/第一党支部/*公示.html")).read_text(encoding="utf-8")
     assert "公示时间为2027年1月20日至2027年1月24日" in notice
     assert "镇党委组织办 张干事（电话 1234567）" in notice  # contact
-    assert "yi@example.org" in next(Path("results/发件箱").glob("*.eml")).read_text(encoding="utf-8")
-    sent = invoke("send", "results", "--dry-run")  # [send]: smtp_host, smtp_port, smtp_user, ssl
+    assert "yi@example.org" in next((out / "发件箱").glob("*.eml")).read_text(encoding="utf-8")
+    sent = invoke("send", str(out), "--dry-run")  # [send]: smtp_host, smtp_port, smtp_user, ssl
     assert sent.exit_code == 0 and "Traceback" not in sent.output, sent.output
 
 
