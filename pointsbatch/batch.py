@@ -192,12 +192,14 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
     year = options.year or _common_year(processed)
     for res in processed:
         if res.status == "accepted" and year is not None and res.year != year:
-            _reject(res, problem("year_mismatch", "支部信息", "B3", res.year, year=year), options.run_at)
+            _reject(res, problem("year_mismatch", "支部信息", res.cells.get("year", ""), res.year, year=year),
+                    options.run_at)
     _reject_duplicates(processed, options.run_at)
     if registry is not None:
         for res in processed:
             if res.status == "accepted" and res.branch not in registry:
-                _reject(res, problem("branch_not_in_registry", "支部信息", "B2", res.branch), options.run_at)
+                _reject(res, problem("branch_not_in_registry", "支部信息", res.cells.get("branch", ""), res.branch),
+                        options.run_at)
     results += processed
     results.sort(key=lambda r: r.name)
     taken: set[str] = set()
@@ -288,11 +290,12 @@ def _reject(res: FileResult, why: Problem, run_at: dt.datetime) -> None:
 def _reject_duplicates(results: list[FileResult], run_at: dt.datetime) -> None:
     by_branch: dict[str, list[FileResult]] = {}
     for res in results:
-        if res.branch and res.status != "ignored" and not any(p.code.startswith("file_") for p in res.problems):
+        if res.branch and res.status != "ignored" and not any(p.scope == "file" for p in res.problems):
             by_branch.setdefault(res.branch, []).append(res)
     for branch, group in by_branch.items():
         if len(group) < 2:
             continue
         for res in group:
             others = "、".join(o.name for o in group if o is not res)
-            _reject(res, problem("file_duplicate_branch", "支部信息", "B2", branch, detail=others), run_at)
+            _reject(res, problem("file_duplicate_branch", "支部信息", res.cells.get("branch", ""), branch,
+                                 detail=others), run_at)

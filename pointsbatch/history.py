@@ -188,10 +188,7 @@ def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunO
             {
                 "name": f.name, "sha256": f.sha256, "branch": f.branch, "status": f.status,
                 **({"reason": f.reason} if f.reason else {}),
-                "problems": [
-                    {"severity": p.severity, "code": p.code, "sheet": p.sheet, "cell": p.cell, "value": p.value,
-                     "message": p.message} for p in f.problems
-                ],
+                "problems": [p.as_dict() for p in f.problems],
                 "outputs": f.outputs,
             }
             for f in report.files

@@ -48,6 +48,7 @@ class FileResult:
     email: str | None = None
     outputs: list[str] = field(default_factory=list)  # relative to OUT
     source: str = ""  # the file in INBOX, for a marked copy made after the fact
+    cells: dict[str, str] = field(default_factory=dict)  # 支部信息 key (spec.INFO_KEYS) -> the cell it was read from
     slot: Path | None = None  # the folder its outputs are built in, before they get their final, unique names
     supervision: dict[str, Any] = field(default_factory=dict)  # supervision.branch_figures, for the town's view
 

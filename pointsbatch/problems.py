@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+Scope = Literal["file", "sheet", "cell"]  # what a problem is about: the whole file, a sheet (or its header), a cell
 
 # A workbook whose every row is wrong yields this many problems and a closing line, not a flood.
 PROBLEM_CEILING = 300
@@ -19,9 +20,21 @@ class Problem:
     cell: str
     value: str
     message: str
+    scope: Scope = "cell"  # from the code (workbook/messages.py SCOPES), never guessed from the other fields
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        row, column = split_cell(self.cell)
+        return {**asdict(self), "row": row or None, "column": column or None}
+
+    @property
+    def row(self) -> int | None:
+        """The Excel row of the cell, or None for a problem of a sheet or of the file."""
+        return split_cell(self.cell)[0] or None
+
+    @property
+    def column(self) -> str | None:
+        """The column letters of the cell (e.g. "F"), or None."""
+        return split_cell(self.cell)[1] or None
 
     @property
     def is_error(self) -> bool:

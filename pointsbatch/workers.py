@@ -63,6 +63,7 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
             results[i] = _crashed(job, validation)
             continue
         result.branch, result.year, result.problems = validation.branch_name, validation.year, validation.problems
+        result.cells = {key: cell for key, (_value, cell) in book.info.items()}
         results[i] = result
         try:
             if validation.branch is None:

@@ -267,3 +267,49 @@ def test_a_huge_non_workbook_file_is_not_hashed_in_full(inbox, tmp_path):
     manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
     entry = next(f for f in manifest["files"] if f["name"] == video.name)
     assert entry["status"] == "ignored" and entry["sha256"] == "" and "前 1 MiB" in entry["reason"]
+
+
+def test_a_year_or_name_rejected_after_reading_is_reported_at_the_cell_the_reader_found(tmp_path):
+    inbox = tmp_path / "收件"
+    inbox.mkdir()
+    path = build(inbox / "a.xlsx", info_over={"branch": "第一党支部"})
+    wb = load_workbook(path)
+    wb["支部信息"].insert_rows(1, 2)  # the recorder left two blank rows above the keys
+    wb.save(path)
+    build(inbox / "b.xlsx", info_over={"branch": "第一党支部"})
+    assert helpers.run(inbox, tmp_path / "out", "--year", "2027").exit_code == 1
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
+    found = {f["name"]: {(p["sheet"], p["cell"], p["code"], p["scope"], p["row"]) for p in f["problems"]}
+             for f in manifest["files"]}
+    assert found == {
+        "a.xlsx": {("支部信息", "B5", "year_mismatch", "cell", 5), ("支部信息", "B4", "file_duplicate_branch", "cell", 4)},
+        "b.xlsx": {("支部信息", "B3", "year_mismatch", "cell", 3), ("支部信息", "B2", "file_duplicate_branch", "cell", 2)},
+    }
+
+
+def test_a_file_level_problem_says_so_and_gets_no_marked_copy(tmp_path):
+    inbox = tmp_path / "收件"
+    inbox.mkdir()
+    (inbox / "坏.xlsx").write_bytes(b"PK\x03\x04 not really a zip")
+    assert helpers.run(inbox, tmp_path / "out").exit_code == 1
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
+    [entry] = manifest["files"]
+    assert [(p["code"], p["scope"], p["row"], p["column"]) for p in entry["problems"]] == [
+        ("file_unreadable", "file", None, None)]
+    assert entry["outputs"] == ["问题反馈/坏_问题清单.txt"]
+
+
+def test_a_year_found_to_differ_from_the_others_is_reported_at_its_own_cell(tmp_path):
+    inbox = tmp_path / "收件"
+    inbox.mkdir()
+    build(inbox / "b.xlsx", info_over={"branch": "第二党支部"})
+    build(inbox / "c.xlsx", info_over={"branch": "第三党支部"})
+    path = build(inbox / "a.xlsx", info_over={"branch": "第一党支部"})
+    wb = load_workbook(path)
+    wb["支部信息"]["B3"] = 2025
+    wb["支部信息"].insert_rows(1)
+    wb.save(path)
+    assert helpers.run(inbox, tmp_path / "out").exit_code == 1
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
+    [entry] = [f for f in manifest["files"] if f["name"] == "a.xlsx"]
+    assert [(p["sheet"], p["cell"], p["code"]) for p in entry["problems"]] == [("支部信息", "B4", "year_mismatch")]

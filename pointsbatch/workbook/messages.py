@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from ..problems import Problem, Severity
+from ..problems import Problem, Scope, Severity
 
 MESSAGES = MappingProxyType(
     {
@@ -73,12 +73,22 @@ MESSAGES = MappingProxyType(
 WARNINGS = frozenset({"links_removed", "column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems"})
 
 
+# What each code is about, when it is not one cell: the file as a whole (no marked copy can show it at a cell; a
+# file with such an error is not a standard workbook) or a sheet. Every other code is about a cell.
+SCOPES: MappingProxyType[str, Scope] = MappingProxyType({
+    **dict.fromkeys(("file_unreadable", "file_encrypted", "file_old_xls", "internal_error", "file_too_large",
+                     "links_removed", "file_not_standard", "too_many_problems"), "file"),
+    **dict.fromkeys(("sheet_unreadable", "sheet_missing", "column_missing", "column_unknown", "column_duplicate",
+                     "info_missing", "roster_empty", "approval_date_missing"), "sheet"),
+})
+
+
 def problem(code: str, sheet: str, cell: str, value: object = "", **extra: object) -> Problem:
-    """Make a Problem with its message filled in; the severity follows the code."""
+    """Make a Problem with its message filled in; the severity and the scope follow the code."""
     shown = "" if value is None else _show(value)
     message = MESSAGES[code].format(value=shown, **extra)
     severity: Severity = "warning" if code in WARNINGS else "error"
-    return Problem(severity, code, sheet, cell, shown, message)
+    return Problem(severity, code, sheet, cell, shown, message, SCOPES.get(code, "cell"))
 
 
 def _show(value: object) -> str:

@@ -75,7 +75,7 @@ class RawWorkbook:
     @property
     def readable(self) -> bool:
         """True when the file opened as a standard workbook (cell problems may still exist)."""
-        return not any(p.sheet == "" and p.is_error for p in self.problems)
+        return not any(p.scope == "file" and p.is_error for p in self.problems)
 
 
 def column_letter(index: int) -> str:
