@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import clock
 from .problems import Problem
+
+
+Status = Literal["accepted", "rejected", "ignored"]  # a file's fate in a run, as run.json says it
 
 
 class RunError(Exception):
@@ -37,7 +40,7 @@ class RunOptions:
 class FileResult:
     name: str
     sha256: str
-    status: str  # accepted | rejected | ignored
+    status: Status
     branch: str | None = None
     year: int | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -68,7 +71,7 @@ class RunReport:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
     kept: list[str] = field(default_factory=list)  # files of the old OUT pointsbatch did not write, carried over
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(f.status == status for f in self.files)
 
     @property
