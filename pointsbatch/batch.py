@@ -35,6 +35,7 @@ from .outdir import (
     write_claim,
 )
 from .problems import Problem, sort_key
+from .recipients import held_feedback
 from .registry import RegistryEntry, read_registry
 from .render.feedback import write_feedback
 from .render.message import write_outbox
@@ -220,7 +221,8 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
     missing = sorted(n for n in registry if n not in sent) if registry else []
     previous = load_previous(out)
     changes = compare_with_previous(previous, results)
-    report = RunReport(out, year, options.period, results, missing, changes)
+    report = RunReport(out, year, options.period, results, missing, changes,
+                       mail_held=held_feedback(results, registry))
     context = town_context(report, rules, options, previous)
     summary = submit(pool, write_summary, staging / "全镇汇总.xlsx", context, options.templates)
     messages = write_outbox(staging, results, registry, options, rules, year, pool)

@@ -195,6 +195,7 @@ def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunO
         ],
         "missing": report.missing,
         "changes": report.changes,
+        "mail_held": report.mail_held,
         "previous_run": previous.get("run_at"),
         "outputs": outputs,
     }

@@ -70,6 +70,7 @@ class RunReport:
     changes: list[dict[str, Any]]
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
     kept: list[str] = field(default_factory=list)  # files of the old OUT pointsbatch did not write, carried over
+    mail_held: list[dict[str, Any]] = field(default_factory=list)  # feedback mailed to nobody (recipients.py)
 
     def count(self, status: Status) -> int:
         return sum(f.status == status for f in self.files)

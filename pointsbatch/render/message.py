@@ -1,14 +1,22 @@
 """A reply per branch as a standard .eml message: Chinese subject and body from templates, attachments named in
-Chinese (RFC 2231 filenames)."""
+Chinese (RFC 2231 filenames).
+
+The same inputs give the same bytes: the Date is the run's clock (with its UTC offset), and the Message-ID and the
+MIME boundary are derived from the message's content, so two runs with SOURCE_DATE_EPOCH set write identical files.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import io
 import mimetypes
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.policy import SMTP
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +24,31 @@ from ..files import atomic_write_bytes, safe_component, unique
 from ..jinja import render_text
 from ..model import FileResult, RunOptions
 from ..names import ATTACHMENTS, OUTBOX
+from ..recipients import address_of, message_headers
 from ..registry import RegistryEntry
 from ..rules import PERIODS, Rules
 
-SENDER = "pointsbatch@localhost"
+SENDER = "pointsbatch@localhost"  # a placeholder: `send` refuses to mail from it (the clerk sets `sender`)
 HEADER_TO_UNADDRESSED = "X-Pointsbatch-Unaddressed"
+HEADER_BRANCH = "X-Pointsbatch-Branch"
+HEADER_SERIES = "X-Pointsbatch-Series"  # what a later message of the same series replaces (a correction)
+MSGID_DOMAIN = "pointsbatch.local"
 
 
 def build_message(context: dict[str, Any], attachments: list[Path], to: str | None, sender: str = SENDER,
-                  when: float | None = None, headers: dict[str, str] | None = None) -> bytes:
-    """The message as bytes; `to` None leaves it unaddressed (the clerk decides, `send` will not mail it)."""
+                  when: dt.datetime | None = None, headers: dict[str, str] | None = None) -> bytes:
+    """The message as bytes; `to` None leaves it unaddressed (the clerk decides, `send` will not mail it).
+    `when`: the run's time (aware, so the Date carries its offset)."""
     msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = _one_line(render_text("mail_subject.txt", **context))
+    subject = _one_line(render_text("mail_subject.txt", **context))
+    msg["Subject"] = subject
     msg["From"] = sender
     if to:
         msg["To"] = to
     else:
         msg[HEADER_TO_UNADDRESSED] = "yes"
-    msg["Date"] = formatdate(when, localtime=False)
-    msg["Message-ID"] = make_msgid(domain="pointsbatch.local")
-    msg["X-Pointsbatch-Branch"] = _one_line(str(context.get("branch") or context.get("file") or ""))
+    msg["Date"] = format_datetime(_aware(when))
+    msg[HEADER_BRANCH] = _one_line(str(context.get("branch") or context.get("file") or ""))
     for name, value in (headers or {}).items():
         msg[name] = _one_line(value)
     msg.set_content(render_text("mail_body.txt", **context))
@@ -43,7 +56,58 @@ def build_message(context: dict[str, Any], attachments: list[Path], to: str | No
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         maintype, subtype = ctype.split("/", 1)
         msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+    digest = content_digest(msg)
+    msg["Message-ID"] = message_id(digest, to or "", subject)
+    if msg.is_multipart():
+        # "=_" occurs in neither base64 nor quoted-printable text, so the boundary cannot collide with a part
+        msg.set_boundary(f"=_pointsbatch_{digest[:32]}")
     return msg.as_bytes()
+
+
+def message_id(digest: str, recipient: str, subject: str, variant: str = "") -> str:
+    """A Message-ID that depends only on what the message says and to whom (and `variant`, for a resend)."""
+    h = hashlib.sha256("\0".join((digest, recipient, subject, variant)).encode("utf-8")).hexdigest()
+    return f"<{h[:40]}@{MSGID_DOMAIN}>"
+
+
+def content_digest(msg: Message) -> str:
+    """SHA-256 of what a message says: its body and attachments (names and contents), not its headers.
+
+    An .xlsx attachment counts by the files inside it, less its document properties (docProps/: the time it was
+    written), so the same results written again by a later run count as the same content."""
+    h = hashlib.sha256()
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        for field in (part.get_content_type(), part.get_filename() or ""):
+            raw = field.encode("utf-8")
+            h.update(len(raw).to_bytes(8, "big") + raw)
+        h.update(_zip_digest(data) if data[:4] == b"PK\x03\x04" else hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def _zip_digest(data: bytes) -> bytes:
+    h = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                if info.filename.startswith("docProps/"):
+                    continue
+                name = info.filename.encode("utf-8")
+                h.update(len(name).to_bytes(8, "big") + name + hashlib.sha256(zf.read(info)).digest())
+    except (zipfile.BadZipFile, OSError, ValueError):  # not a zip after all: its bytes are its content
+        return hashlib.sha256(data).digest()
+    return h.digest()
+
+
+def _aware(when: dt.datetime | None) -> dt.datetime:
+    from ..clock import now
+
+    if when is None:
+        return now()
+    return when if when.tzinfo is not None else when.astimezone()
 
 
 def _one_line(text: str) -> str:
@@ -63,11 +127,7 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
     for res in results:
         if res.status == "ignored":
             continue
-        to = None
-        if registry is not None and res.branch in registry and registry[res.branch].email:
-            to = registry[res.branch].email
-        elif options.trust_workbook_addresses and res.email:
-            to = res.email
+        to = address_of(res, registry, options.trust_workbook_addresses)
         attachments = [staging / rel for rel in res.outputs if not rel.endswith(".txt")]
         names = [p.name for p in attachments]
         context = {
@@ -78,8 +138,8 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
         }
         name = unique(safe_component(res.branch or Path(res.name).stem, "工作簿"), used)
-        tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender,
-                      {"X-Pointsbatch-Source-SHA256": res.sha256}, options.templates))
+        tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender, options.run_at,
+                      message_headers(res, res.year or year, options.period), options.templates))
     if pool is not None and len(tasks) > 1:
         return pool.map(_write_message, tasks, chunksize=max(1, min(16, len(tasks) // 8)))
     for task in tasks:
@@ -90,6 +150,6 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
 def _write_message(task: tuple) -> None:
     from ..jinja import use_templates
 
-    target, context, attachments, to, sender, headers, templates = task
+    target, context, attachments, to, sender, when, headers, templates = task
     use_templates(templates)
-    atomic_write_bytes(target, build_message(context, attachments, to, sender=sender, headers=headers))
+    atomic_write_bytes(target, build_message(context, attachments, to, sender=sender, when=when, headers=headers))

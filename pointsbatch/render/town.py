@@ -172,6 +172,7 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
             for f in report.files if f.status == "rejected"
         ],
         "ignored_files": [{"name": f.name, "reason": f.reason} for f in report.files if f.status == "ignored"],
+        "mail_held": report.mail_held,
     }
 
 
