@@ -268,17 +268,18 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 @click.option("--run-date", type=DATE, help="计分日期，默认今天")
 @click.option("--trust-workbook-addresses", is_flag=True,
               help="没有支部名录时，把回复发给工作簿中填写的联系邮箱")
-@click.option("--sender", default="pointsbatch@localhost", show_default=True, help="邮件的发件人地址")
+@click.option("--sender", help="回复邮件的发件人地址（如 dangjian@example.gov.cn），也可写在 pointsbatch.toml 中")
 @click.option("--templates", type=click.Path(path_type=Path),
               help="本镇自己的输出模板文件夹：其中与内置模板同名的文件（如 notice.html、支部积分结果.xlsx）优先使用")
 def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
         jobs: int, notice_start: dt.date | None, contact: str | None, run_date: dt.date | None,
-        trust_workbook_addresses: bool, sender: str, templates: Path | None) -> None:
+        trust_workbook_addresses: bool, sender: str | None, templates: Path | None) -> None:
     """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
     from rich.console import Console
     from rich.progress import Progress
 
     from .batch import RunError, RunOptions, run_batch
+    from .render.message import SENDER
     from .rules import RulesError
 
     console = Console(highlight=False)
@@ -288,13 +289,21 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
     if rules_path is not None and not Path(rules_path).is_file():
         console.print(f"[red]错误：[/red]找不到规则文件 {_plain(str(rules_path))}")
         sys.exit(2)
+    if sender is not None:
+        from .mail import MailError, check_sender
+
+        try:
+            sender = check_sender(sender)
+        except MailError as exc:
+            console.print(f"[red]错误：[/red]{exc}")
+            sys.exit(2)
     cores = os.cpu_count() or 1
     options = RunOptions(
         inbox=Path(inbox), out=Path(out) if out is not None else None, period=period, year=year, registry=registry,
         rules_path=rules_path, jobs=max(1, min(jobs or cores, cores)),  # (more workers than cores only cost memory)
         run_date=run_date or clock.today(),
         notice_start=notice_start, contact=contact,
-        trust_workbook_addresses=trust_workbook_addresses, sender=sender, templates=templates,
+        trust_workbook_addresses=trust_workbook_addresses, sender=sender or SENDER, templates=templates,
     )
     total = _count_files(Path(inbox))
     try:
@@ -354,6 +363,11 @@ def _print_summary(console, report) -> None:
     if report.kept:
         console.print(f"输出文件夹中原有 {len(report.kept)} 个不是本程序生成（或生成后被改动过）的文件，已原样保留："
                       + _plain("、".join(report.kept[:5])) + ("等" if len(report.kept) > 5 else ""))
+    if report.mail_held:
+        console.print(f"[yellow]{len(report.mail_held)} 份退回的工作簿不能确定是哪个支部报送的，退回意见不会自动发送，"
+                      "请核实后自行转交：[/yellow]")
+        for held in report.mail_held:
+            console.print(_plain(f"  {held['file']}：{held['reason']}"))
     if report.changes:
         console.print(f"与上次计分相比，{len(report.changes)} 名党员的总分有变化，详见 index.html。")
     out = report.out
@@ -362,17 +376,25 @@ def _print_summary(console, report) -> None:
 
 @main.command(context_settings=CONTEXT)
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--smtp-host", required=True, help="SMTP服务器地址")
+@click.option("--smtp-host", help="SMTP服务器地址（--dry-run 时不需要）")
 @click.option("--smtp-port", type=int, help="SMTP端口，默认 25（--starttls 为 587，--ssl 为 465）")
 @click.option("--smtp-user", help="SMTP用户名；密码从环境变量 POINTSBATCH_SMTP_PASSWORD 读取")
 @click.option("--starttls", is_flag=True, help="连接后用 STARTTLS 加密")
 @click.option("--ssl", "use_ssl", is_flag=True, help="用 SSL/TLS 直接加密连接")
+@click.option("--sender", help="发件人地址（邮件的 From 和信封发件人），如 dangjian@example.gov.cn；"
+              "也可写在 pointsbatch.toml 中")
+@click.option("--resend", multiple=True, metavar="支部名称",
+              help="把这个支部的邮件再发一次（即使已经发过）；可写多次")
 @click.option("--dry-run", is_flag=True, help="只列出将发给谁，不发送")
-@click.option("--sender", help="发件人地址，默认沿用邮件中的发件人")
+@click.option("--reply-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="发出一封邮件后等待服务器确认的最长秒数（SMTP标准为10分钟）")
+@click.option("--time-limit", type=click.FloatRange(min=1), default=3600, show_default=True,
+              help="整次发送的最长秒数，到时停止（已发送的都有记录，下次接着发）")
 @click.option("--insecure", is_flag=True, help="不校验服务器证书（仅用于内部自签名证书）")
-def send(out: Path, smtp_host: str, smtp_port: int | None, smtp_user: str | None, starttls: bool, use_ssl: bool,
-         dry_run: bool, sender: str | None, insecure: bool) -> None:
-    """发送 run 在 OUT/发件箱 中生成的回复邮件，每封只发一次。"""
+def send(out: Path, smtp_host: str | None, smtp_port: int | None, smtp_user: str | None, starttls: bool,
+         use_ssl: bool, sender: str | None, resend: tuple[str, ...], dry_run: bool, reply_timeout: float,
+         time_limit: float, insecure: bool) -> None:
+    """发送 run 在 OUT/发件箱 中生成的回复邮件，每封只发一次；内容有变化的作为更正再发。"""
     from rich.console import Console
 
     from .mail import MailError, SmtpSettings, send_outbox
@@ -381,17 +403,24 @@ def send(out: Path, smtp_host: str, smtp_port: int | None, smtp_user: str | None
     if starttls and use_ssl:
         console.print("[red]错误：[/red]--starttls 和 --ssl 只能选一个")
         sys.exit(2)
+    if not smtp_host and not dry_run:
+        console.print("[red]错误：[/red]请用 --smtp-host 指定邮件服务器（或写在 pointsbatch.toml 的 [send] 中）；"
+                      "只想看看会发给谁，可加 --dry-run")
+        sys.exit(2)
     settings = SmtpSettings(
-        host=smtp_host, port=smtp_port or (465 if use_ssl else 587 if starttls else 25), user=smtp_user,
+        host=smtp_host or "", port=smtp_port or (465 if use_ssl else 587 if starttls else 25), user=smtp_user,
         password=os.environ.get("POINTSBATCH_SMTP_PASSWORD"), starttls=starttls, ssl=use_ssl,
-        verify=not insecure, sender=sender,
+        verify=not insecure, sender=sender, reply_timeout=reply_timeout, time_limit=time_limit,
     )
     try:
-        outcome = send_outbox(Path(out), settings, dry_run=dry_run, log=console.print)
+        outcome = send_outbox(Path(out), settings, dry_run=dry_run, log=console.print, resend=resend)
     except MailError as exc:
         console.print(f"[red]错误：[/red]{_plain(str(exc))}")
         sys.exit(2)
-    sys.exit(0 if not outcome.failed else 1)
+    except KeyboardInterrupt:
+        console.print("[red]已中断：[/red]已发出的邮件都记在发送记录中，再运行 send 会接着发送剩下的。")
+        sys.exit(2)
+    sys.exit(outcome.exit_code)
 
 
 if __name__ == "__main__":

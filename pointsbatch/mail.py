@@ -1,41 +1,64 @@
 """Mail the replies `run` left in OUT/发件箱, each once.
 
-A message counts as sent when the server accepted it for its recipient; that fact is recorded in
-OUT/发送记录.json (message, recipient, time, the server's answer) right away, so a second `send` after an
-interruption sends only what is left. A message is the same message again when its file name, recipient and the
-digest of the workbook it answers are the same, so re-running `run` on an unchanged workbook does not mail it twice.
+The sent record is OUT/发送记录.json (`run` carries it into each new OUT). A message counts as sent to a recipient
+when a message with the same content (body and attachments, `render.message.content_digest`) went to that
+recipient as the latest of its series (the branch's results, or its feedback, for one year and period). A changed
+message of a series already served is sent as a correction (subject and body say so); `--resend BRANCH` sends a
+branch's message again on purpose.
+
+Never two copies: the record says "sending" before a message's data goes out, and once the data is transmitted
+the message is never sent again by itself. A server that does not answer after the data (RFC 5321 allows it ten
+minutes) leaves the message "uncertain": the clerk is told to ask, and `--resend` is the way to send it again.
+One `send` per OUT at a time (lock.py), and the whole send ends by its time limit.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import json
+import re
 import smtplib
 import ssl as ssl_lib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import clock
 from .files import atomic_write_text
+from .jinja import render_text
+from .lock import Busy, hold
+from .render.message import (
+    HEADER_BRANCH,
+    HEADER_SERIES,
+    HEADER_TO_UNADDRESSED,
+    SENDER,
+    content_digest,
+    message_id,
+)
 
 OUTBOX = "发件箱"
 SENT_LOG = "发送记录.json"
-UNADDRESSED = "X-Pointsbatch-Unaddressed"
+UNADDRESSED = HEADER_TO_UNADDRESSED
 SOURCE_DIGEST = "X-Pointsbatch-Source-SHA256"
+DELIVERED = ("sent", "uncertain", "sending")  # "sending": a send stopped while the data was out; maybe delivered
+
+# RFC 5321 4.5.3.2: how long a client waits for each reply
+DATA_START_TIMEOUT = 120.0
+DATA_BLOCK_TIMEOUT = 180.0
 
 
 class MailError(Exception):
-    """Nothing can be sent (no outbox, login refused, server unreachable): exit status 2."""
+    """Nothing can be sent (no outbox, no sender, login refused, server unreachable): exit status 2."""
 
 
 @dataclass(frozen=True)
 class SmtpSettings:
-    host: str
+    host: str = ""
     port: int = 25
     user: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -43,8 +66,11 @@ class SmtpSettings:
     ssl: bool = False
     verify: bool = True
     cafile: str | None = None
-    sender: str | None = None
-    timeout: float = 30.0
+    sender: str | None = None  # From and envelope; None: the From `run` wrote, unless it is the placeholder
+    timeout: float = 300.0  # each command (RFC 5321: 5 minutes for MAIL and RCPT)
+    reply_timeout: float = 600.0  # the final reply after the data (RFC 5321: 10 minutes)
+    time_limit: float = 3600.0  # the whole send
+    lock_wait: float = 60.0  # for another `run` or `send` on the same OUT to finish
     retries: int = 3
     backoff: float = 2.0
 
@@ -57,7 +83,7 @@ class SmtpSettings:
 
 
 class Sender(Protocol):
-    """Where messages go: SMTP, a dry run, or a test's recorder."""
+    """Where messages go: SMTP, or a test's recorder."""
 
     def send(self, sender: str, recipient: str, data: bytes) -> str: ...
 
@@ -65,27 +91,54 @@ class Sender(Protocol):
 
 
 class TransientError(Exception):
-    """Worth retrying: the connection dropped, or the server said 4xx."""
+    """Nothing was delivered and it is worth retrying: the connection dropped before the data, or a 4xx reply."""
 
 
 class PermanentError(Exception):
-    """Not worth retrying: the recipient was refused (5xx)."""
+    """Not worth retrying: the server refused the recipient or the message (5xx)."""
+
+
+class Uncertain(Exception):
+    """The data was transmitted and no reply came: the message may have been delivered; never send it again."""
+
+    def __init__(self, message: str, stalled: bool):
+        super().__init__(message)
+        self.stalled = stalled
+
+
+class OutOfTime(Exception):
+    """The send's time limit was reached before this message's data went out."""
 
 
 class SmtpSender:
-    """One SMTP connection, opened on demand and reopened after a drop."""
+    """One SMTP connection, opened on demand and reopened after a drop; every wait bounded by `deadline`
+    (time.monotonic())."""
 
-    def __init__(self, settings: SmtpSettings):
+    def __init__(self, settings: SmtpSettings, deadline: float | None = None):
         self.settings = settings
+        self.deadline = deadline
         self.conn: smtplib.SMTP | None = None
+
+    def _limit(self, seconds: float) -> float:
+        if self.deadline is None:
+            return seconds
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise OutOfTime
+        return min(seconds, left)
+
+    def _wait(self, seconds: float) -> None:
+        assert self.conn is not None and self.conn.sock is not None
+        self.conn.sock.settimeout(self._limit(seconds))
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        timeout = self._limit(s.timeout)
         try:
             if s.ssl:
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=s.tls_context())
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=timeout, context=s.tls_context())
             else:
-                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+                conn = smtplib.SMTP(s.host, s.port, timeout=timeout)
                 if s.starttls:
                     conn.starttls(context=s.tls_context())
             if s.user:
@@ -100,27 +153,49 @@ class SmtpSender:
         return conn
 
     def send(self, sender: str, recipient: str, data: bytes) -> str:
+        """One SMTP transaction, step by step, so that it is known whether the data went out."""
         if self.conn is None:
             self.conn = self._connect()
+        conn = self.conn
         try:
-            refused = self.conn.sendmail(sender, [recipient], data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, answer = next(iter(exc.recipients.values()))
-            if 400 <= code < 500:
-                raise TransientError(f"服务器暂时拒收（{code} {_text(answer)}）") from None
-            raise PermanentError(f"服务器拒绝收件人 {recipient}（{code} {_text(answer)}）") from None
-        except smtplib.SMTPResponseException as exc:
-            self._drop()
-            if 400 <= exc.smtp_code < 500:
-                raise TransientError(f"服务器暂时无法接收（{exc.smtp_code} {_text(exc.smtp_error)}）") from None
-            raise PermanentError(f"服务器拒收此邮件（{exc.smtp_code} {_text(exc.smtp_error)}）") from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._wait(self.settings.timeout)
+            conn.ehlo_or_helo_if_needed()
+            self._expect(conn.mail(sender), (250,), "发件人")
+            self._expect(conn.rcpt(recipient), (250, 251), f"收件人 {recipient}")
+            self._wait(DATA_START_TIMEOUT)
+            self._expect(conn.docmd("data"), (354,), "此邮件")
+            self._wait(DATA_BLOCK_TIMEOUT)
+            conn.send(_dot_stuffed(data))  # ends with CRLF.CRLF: a server that misses part of it delivers nothing
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
             raise TransientError(f"与服务器的连接中断（{exc}）") from None
-        if refused:
-            code, answer = refused[recipient]
-            raise PermanentError(f"服务器拒绝收件人 {recipient}（{code} {_text(answer)}）")
-        return "250 已接收"
+        waited = time.monotonic()
+        try:
+            self._wait(self.settings.reply_timeout)
+            code, answer = conn.getreply()
+        except (OutOfTime, OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            stalled = isinstance(exc, OutOfTime) or isinstance(exc.__context__, TimeoutError)
+            why = (f"服务器收下邮件内容后 {time.monotonic() - waited:.0f} 秒没有答复" if stalled
+                   else f"服务器收下邮件内容后断开了连接（{exc}）")
+            raise Uncertain(why, stalled) from None
+        self._expect((code, answer), (250,), "此邮件")
+        return f"{code} {_text(answer)}"[:200]
+
+    def _expect(self, reply: tuple[int, Any], ok: tuple[int, ...], what: str) -> None:
+        code, answer = reply
+        if code in ok:
+            return
+        if code == 421 or code < 0:
+            self._drop()
+        else:
+            try:
+                self.conn.rset()  # type: ignore[union-attr]  # ready for the next message
+            except (OSError, smtplib.SMTPException):
+                self._drop()
+        if 400 <= code < 500 or code < 0:
+            raise TransientError(f"服务器暂时不接受{what}（{code} {_text(answer)}）")
+        raise PermanentError(f"服务器拒绝{what}（{code} {_text(answer)}）")
 
     def _drop(self) -> None:
         """Forget a connection that failed (no QUIT: the server may already be gone)."""
@@ -132,10 +207,21 @@ class SmtpSender:
     def _disconnect(self, polite: bool) -> None:
         if self.conn is not None:
             try:
+                if polite and self.conn.sock is not None:
+                    self.conn.sock.settimeout(10)
                 self.conn.quit() if polite else self.conn.close()
             except Exception:  # closing a broken connection may fail again; it is gone either way
                 pass
         self.conn = None
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, leading dots doubled, the closing dot line (RFC 5321 4.5.2)."""
+    data = re.sub(rb"\r\n|\n|\r", b"\r\n", data)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 def _text(answer: Any) -> str:
@@ -147,6 +233,39 @@ class Outcome:
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the send stopped before the end (a stalled server, the time limit)
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.stopped else 1 if self.failed or self.uncertain else 0
+
+
+@dataclass
+class Outgoing:
+    """A message of the outbox as `send` sees it."""
+
+    path: Path
+    msg: EmailMessage
+    to: str  # the envelope recipient; "" when unaddressed
+    branch: str
+    series: str
+    digest: str
+
+    @classmethod
+    def read(cls, path: Path) -> Outgoing:
+        msg = email.message_from_bytes(path.read_bytes(), policy=SMTP_POLICY)
+        assert isinstance(msg, EmailMessage)
+        to = "" if msg.get(UNADDRESSED) else parseaddr(str(msg.get("To") or ""))[1].strip()
+        return cls(path, msg, to, str(msg.get(HEADER_BRANCH) or path.stem), str(msg.get(HEADER_SERIES) or ""),
+                   content_digest(msg))
+
+    def names(self) -> set[str]:
+        return {self.branch, self.path.stem}
+
+    def entry(self) -> dict[str, Any]:
+        return {"message": self.path.name, "branch": self.branch, "series": self.series, "recipient": self.to,
+                "content_sha256": self.digest, "source_sha256": str(self.msg.get(SOURCE_DIGEST) or "")}
 
 
 def load_sent(out: Path) -> list[dict[str, Any]]:
@@ -154,76 +273,224 @@ def load_sent(out: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, list) or not all(isinstance(e, dict) for e in record):
+            raise ValueError("not a list of entries")
+        return record
     except (OSError, ValueError):
         raise MailError(f"发送记录 {path} 已损坏，为避免重复发送，请检查后再试") from None
 
 
-def _key(entry: dict[str, Any]) -> tuple[str, str, str]:
-    return (entry["message"], entry["recipient"], entry.get("source_sha256", ""))
+def _save(out: Path, record: list[dict[str, Any]]) -> None:
+    atomic_write_text(out / SENT_LOG, json.dumps(record, ensure_ascii=False, indent=2))
 
 
 def send_outbox(out: Path, settings: SmtpSettings, dry_run: bool = False,
                 log: Callable[[str], None] = print, sender: Sender | None = None,
-                sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    """Send every message of OUT/发件箱 not yet sent; record each success at once."""
-    folder = Path(out) / OUTBOX
-    if not folder.is_dir():
-        raise MailError(f"找不到 {folder}，请先运行 pointsbatch run")
-    record = load_sent(Path(out))
-    done = {_key(e) for e in record if e.get("status") == "sent"}
-    outcome = Outcome()
-    transport = sender or (None if dry_run else SmtpSender(settings))
+                sleep: Callable[[float], None] = time.sleep, resend: Iterable[str] = ()) -> Outcome:
+    """Send every message of OUT/发件箱 not yet sent (and those of the branches in `resend` again); record each
+    as it goes. A dry run only says what would be sent, and takes no lock."""
+    out = Path(out)
+    if not (out / OUTBOX).is_dir():
+        raise MailError(f"找不到 {out / OUTBOX}，请先运行 pointsbatch run")
+    if dry_run:
+        return _send_all(out, settings, True, log, sender, sleep, set(resend))
     try:
-        for path in sorted(folder.glob("*.eml")):
-            msg = email.message_from_bytes(path.read_bytes(), policy=SMTP_POLICY)
-            to = str(msg.get("To") or "").strip()
-            if not to or msg.get(UNADDRESSED):
-                log(f"跳过 {path.name}：没有收件地址（支部名录中没有该支部的邮箱）")
-                outcome.skipped.append(path.name)
+        with hold(out, wait=settings.lock_wait):
+            return _send_all(out, settings, False, log, sender, sleep, set(resend))
+    except Busy as exc:
+        raise MailError(str(exc)) from None
+
+
+def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[str], None], sender: Sender | None,
+              sleep: Callable[[float], None], resend: set[str]) -> Outcome:
+    messages = [Outgoing.read(path) for path in sorted((out / OUTBOX).glob("*.eml"))]
+    unknown = sorted(name for name in resend if not any(name in m.names() for m in messages))
+    if unknown:
+        raise MailError(f"发件箱中没有支部「{'、'.join(unknown)}」的邮件（--resend 后写支部名称，如 --resend 第一党支部）")
+    from_header = _configured_sender(settings)
+    if not dry_run:
+        _check_senders(messages, from_header)
+    elif any(m.to and parseaddr(_sender_of(m, from_header))[1] in ("", SENDER) for m in messages):
+        log("[yellow]注意：[/yellow]还没有设置发件人地址，正式发送前请用 --sender 指定（或写在 pointsbatch.toml 中）")
+    record = load_sent(out)
+    deadline = time.monotonic() + settings.time_limit
+    outcome = Outcome()
+    transport = sender or (None if dry_run else SmtpSender(settings, deadline))
+    try:
+        for m in messages:
+            if not m.to:
+                log(f"跳过 {m.path.name}：没有收件地址（支部名录中没有该支部的邮箱，或无法确定是哪个支部的）")
+                outcome.skipped.append(m.path.name)
                 continue
-            entry = {"message": path.name, "recipient": to, "source_sha256": str(msg.get(SOURCE_DIGEST) or "")}
-            if _key(entry) in done:
-                log(f"已发送过 {path.name} → {to}，不再重复发送")
-                outcome.skipped.append(path.name)
+            again = bool(resend & m.names())
+            done = _already(record, m)
+            if done is not None and not again:
+                if done["status"] == "sent":
+                    log(f"已发送过 {m.path.name} → {m.to}，内容没有变化，不再重复发送")
+                else:
+                    log(f"[yellow]未确认[/yellow] {m.path.name} → {m.to}：上次发送时服务器收下了邮件内容但没有确认，"
+                        f"可能已经送达，不会自动重发；请向对方核实，没有收到的用 --resend {m.branch} 重发")
+                outcome.skipped.append(m.path.name)
                 continue
+            earlier = _replaced(record, m)
+            data, entry = _prepare(m, from_header, earlier, resend_count=_count(record, m) if again else 0)
+            what = f"{m.path.name} → {m.to}（发件人 {entry['from']}）" + ("，更正" if earlier else "") + (
+                "，按要求重发" if again else "")
             if dry_run:
-                log(f"将发送 {path.name} → {to}：{msg.get('Subject')}")
-                outcome.sent.append(path.name)
+                log(f"将发送 {what}：{entry['subject']}")
+                outcome.sent.append(m.path.name)
                 continue
-            from_addr = settings.sender or parseaddr(str(msg.get("From")))[1] or "pointsbatch@localhost"
-            answer, error = _send_with_retries(transport, from_addr, to, path.read_bytes(), settings, sleep)
-            now = dt.datetime.now().replace(microsecond=0).isoformat()
-            if error is None:
-                record.append({**entry, "status": "sent", "time": now, "answer": answer})
-                done.add(_key(entry))
-                atomic_write_text(Path(out) / SENT_LOG, json.dumps(record, ensure_ascii=False, indent=2))
-                log(f"已发送 {path.name} → {to}")
-                outcome.sent.append(path.name)
-            else:
-                record.append({**entry, "status": "failed", "time": now, "answer": error})
-                atomic_write_text(Path(out) / SENT_LOG, json.dumps(record, ensure_ascii=False, indent=2))
-                log(f"发送失败 {path.name} → {to}：{error}")
-                outcome.failed.append(path.name)
+            if time.monotonic() >= deadline:
+                outcome.stopped = f"已到发送时限（{settings.time_limit:.0f}秒）"
+                break
+            entry.update(status="sending", time=clock.now().isoformat())
+            record.append(entry)
+            _save(out, record)
+            assert transport is not None
+            try:
+                entry["answer"] = _send_with_retries(transport, parseaddr(entry["from"])[1], m.to, data, settings,
+                                                     sleep, deadline)
+                entry["status"] = "sent"
+                log(f"已发送 {what}")
+                outcome.sent.append(m.path.name)
+            except Uncertain as exc:
+                entry.update(status="uncertain", answer=str(exc))
+                log(f"[yellow]未确认[/yellow] {what}：{exc}。邮件可能已经送达，不会自动重发；请向对方核实，"
+                    f"没有收到的用 --resend {m.branch} 重发")
+                outcome.uncertain.append(m.path.name)
+                if exc.stalled:
+                    outcome.stopped = "服务器没有答复"
+            except OutOfTime:
+                entry.update(status="failed", answer="已到发送时限，未发送")
+                outcome.stopped = f"已到发送时限（{settings.time_limit:.0f}秒）"
+            except PermanentError as exc:
+                entry.update(status="failed", answer=str(exc))
+                log(f"发送失败 {what}：{exc}")
+                outcome.failed.append(m.path.name)
+            finally:
+                entry["time"] = clock.now().isoformat()
+                _save(out, record)
+            if outcome.stopped:
+                break
     finally:
         if transport is not None:
             transport.close()
+    return _summary(outcome, messages, dry_run, log)
+
+
+def _summary(outcome: Outcome, messages: list[Outgoing], dry_run: bool, log: Callable[[str], None]) -> Outcome:
+    handled = {*outcome.sent, *outcome.skipped, *outcome.failed, *outcome.uncertain}
+    left = [m.path.name for m in messages if m.path.name not in handled]
+    if outcome.stopped:
+        log(f"[red]发送已停止：[/red]{outcome.stopped}。还有 {len(left)} 封未发送，已发送的都记在 {SENT_LOG}；"
+            "稍后再运行 send 会接着发送剩下的邮件。")
     verb = "将发送" if dry_run else "已发送"
-    log(f"{verb} {len(outcome.sent)} 封，跳过 {len(outcome.skipped)} 封，失败 {len(outcome.failed)} 封。")
+    log(f"{verb} {len(outcome.sent)} 封，跳过 {len(outcome.skipped)} 封，失败 {len(outcome.failed)} 封"
+        + (f"，未确认 {len(outcome.uncertain)} 封" if outcome.uncertain else "") + "。")
     return outcome
 
 
-def _send_with_retries(transport: Sender | None, from_addr: str, to: str, data: bytes, settings: SmtpSettings,
-                       sleep: Callable[[float], None]) -> tuple[str, str | None]:
-    assert transport is not None
+def _configured_sender(settings: SmtpSettings) -> str | None:
+    """The sender the clerk configured (checked), or None to use each message's own From."""
+    return None if settings.sender is None else check_sender(settings.sender)
+
+
+def check_sender(text: str) -> str:
+    """A sender as the clerk wrote it ("dangjian@example.gov.cn", or with a name: "镇党委 <dangjian@…>"), checked;
+    MailError when it is not an address."""
+    text = text.strip()
+    if not _is_address(parseaddr(text)[1]) or any(ch in text for ch in "\r\n"):
+        raise MailError(f"发件人地址「{text}」不是有效的邮箱地址（如 dangjian@example.gov.cn）")
+    return text
+
+
+def _is_address(address: str) -> bool:
+    return bool(re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address))
+
+
+def _already(record: list[dict[str, Any]], m: Outgoing) -> dict[str, Any] | None:
+    """The record entry saying this message reached its recipient already, or None: the latest message of its
+    series sent to that recipient, when it said the same (so a correction reverted is sent again)."""
+    mine = [e for e in record if e.get("recipient") == m.to and e.get("status") in DELIVERED]
+    for e in mine:
+        if "content_sha256" not in e and e.get("status") == "sent" and e.get("message") == m.path.name \
+                and e.get("source_sha256", "") == m.entry()["source_sha256"]:
+            return e  # a record written before contents were compared
+    if m.series:
+        same = [e for e in mine if (e.get("branch"), e.get("series")) == (m.branch, m.series)]
+        return same[-1] if same and same[-1].get("content_sha256") == m.digest else None
+    return next((e for e in mine if e.get("content_sha256") == m.digest), None)
+
+
+def _replaced(record: list[dict[str, Any]], m: Outgoing) -> dict[str, Any] | None:
+    """The latest message of the same series this one corrects (results only), or None."""
+    if not m.series.startswith("results"):
+        return None
+    earlier = [e for e in record if e.get("status") in DELIVERED and e.get("series") == m.series
+               and e.get("branch") == m.branch]
+    if not earlier or earlier[-1].get("content_sha256") == m.digest:
+        return None
+    return earlier[-1]
+
+
+def _count(record: list[dict[str, Any]], m: Outgoing) -> int:
+    return sum(e.get("recipient") == m.to and e.get("content_sha256") == m.digest for e in record)
+
+
+def _sender_of(m: Outgoing, from_header: str | None) -> str:
+    return from_header or str(m.msg.get("From") or "")
+
+
+def _check_senders(messages: list[Outgoing], from_header: str | None) -> None:
+    """Refuse before sending anything when a message would go out from the placeholder address."""
+    if any(m.to and parseaddr(_sender_of(m, from_header))[1] in ("", SENDER) for m in messages):
+        raise MailError("没有设置发件人地址：请用 send --sender 地址 指定（或在 pointsbatch.toml 中写 "
+                        "sender = \"dangjian@example.gov.cn\"）；多数邮件服务器只接受本单位的发件地址")
+
+
+def _prepare(m: Outgoing, from_header: str | None, earlier: dict[str, Any] | None,
+             resend_count: int) -> tuple[bytes, dict[str, Any]]:
+    """The bytes to send (From set, a correction marked) and the record entry that will say so."""
+    msg = m.msg
+    original_from = str(msg.get("From") or "")
+    sender = _sender_of(m, from_header)
+    subject = str(msg.get("Subject") or "")
+    if earlier is not None:
+        subject = render_text("mail_correction_subject.txt", subject=subject).strip()
+        msg.replace_header("Subject", subject)
+        body = msg.get_body(("plain",))
+        if body is not None:
+            stamp = str(earlier.get("time", ""))[:16].replace("T", " ")
+            note = render_text("mail_correction.txt", earlier_time=stamp, earlier_subject=earlier.get("subject", ""))
+            body.set_content(note + body.get_content(), charset="utf-8")
+        if earlier.get("message_id"):
+            msg["References"] = earlier["message_id"]
+    if earlier is not None or resend_count:
+        variant = f"resend-{resend_count}" if resend_count else ""
+        msg.replace_header("Message-ID", message_id(m.digest, m.to, subject, variant))
+    if sender != original_from or earlier is not None or resend_count:
+        msg.replace_header("From", sender)
+        data = msg.as_bytes()
+    else:
+        data = m.path.read_bytes()  # as `run` wrote it
+    entry = {**m.entry(), "from": sender, "subject": subject, "message_id": str(msg.get("Message-ID") or ""),
+             "correction": earlier is not None, "resend": resend_count > 0}
+    return data, entry
+
+
+def _send_with_retries(transport: Sender, from_addr: str, to: str, data: bytes, settings: SmtpSettings,
+                       sleep: Callable[[float], None], deadline: float) -> str:
+    """The server's answer; PermanentError when refused, Uncertain when the data went out unanswered."""
     last = ""
     for attempt in range(settings.retries + 1):
         try:
-            return transport.send(from_addr, to, data), None
-        except PermanentError as exc:
-            return "", str(exc)
+            return transport.send(from_addr, to, data)
         except TransientError as exc:
             last = str(exc)
+            pause = settings.backoff * (2**attempt)
             if attempt < settings.retries:
-                sleep(settings.backoff * (2**attempt))
-    return "", f"重试{settings.retries}次后仍失败：{last}"
+                if time.monotonic() + pause >= deadline:
+                    raise OutOfTime from None
+                sleep(pause)
+    raise PermanentError(f"重试{settings.retries}次后仍失败：{last}")
