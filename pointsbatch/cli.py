@@ -413,7 +413,8 @@ def send(out: Path, smtp_host: str | None, smtp_port: int | None, smtp_user: str
         verify=not insecure, sender=sender, reply_timeout=reply_timeout, time_limit=time_limit,
     )
     try:
-        outcome = send_outbox(Path(out), settings, dry_run=dry_run, log=console.print, resend=resend)
+        outcome = send_outbox(Path(out), settings, dry_run=dry_run, resend=resend,
+                              log=lambda line: console.print(line, markup=False))  # names are not markup
     except MailError as exc:
         console.print(f"[red]错误：[/red]{_plain(str(exc))}")
         sys.exit(2)

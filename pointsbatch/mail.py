@@ -312,7 +312,7 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
     if not dry_run:
         _check_senders(messages, from_header)
     elif any(m.to and parseaddr(_sender_of(m, from_header))[1] in ("", SENDER) for m in messages):
-        log("[yellow]注意：[/yellow]还没有设置发件人地址，正式发送前请用 --sender 指定（或写在 pointsbatch.toml 中）")
+        log("注意：还没有设置发件人地址，正式发送前请用 --sender 指定（或写在 pointsbatch.toml 中）")
     record = load_sent(out)
     deadline = time.monotonic() + settings.time_limit
     outcome = Outcome()
@@ -329,7 +329,7 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
                 if done["status"] == "sent":
                     log(f"已发送过 {m.path.name} → {m.to}，内容没有变化，不再重复发送")
                 else:
-                    log(f"[yellow]未确认[/yellow] {m.path.name} → {m.to}：上次发送时服务器收下了邮件内容但没有确认，"
+                    log(f"未确认：{m.path.name} → {m.to}：上次发送时服务器收下了邮件内容但没有确认，"
                         f"可能已经送达，不会自动重发；请向对方核实，没有收到的用 --resend {m.branch} 重发")
                 outcome.skipped.append(m.path.name)
                 continue
@@ -356,7 +356,7 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
                 outcome.sent.append(m.path.name)
             except Uncertain as exc:
                 entry.update(status="uncertain", answer=str(exc))
-                log(f"[yellow]未确认[/yellow] {what}：{exc}。邮件可能已经送达，不会自动重发；请向对方核实，"
+                log(f"未确认：{what}：{exc}。邮件可能已经送达，不会自动重发；请向对方核实，"
                     f"没有收到的用 --resend {m.branch} 重发")
                 outcome.uncertain.append(m.path.name)
                 if exc.stalled:
@@ -364,6 +364,9 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
             except OutOfTime:
                 entry.update(status="failed", answer="已到发送时限，未发送")
                 outcome.stopped = f"已到发送时限（{settings.time_limit:.0f}秒）"
+            except MailError:  # could not connect or log in: nothing went out
+                entry.update(status="failed", answer="未能连接服务器，未发送")
+                raise
             except PermanentError as exc:
                 entry.update(status="failed", answer=str(exc))
                 log(f"发送失败 {what}：{exc}")
@@ -383,7 +386,7 @@ def _summary(outcome: Outcome, messages: list[Outgoing], dry_run: bool, log: Cal
     handled = {*outcome.sent, *outcome.skipped, *outcome.failed, *outcome.uncertain}
     left = [m.path.name for m in messages if m.path.name not in handled]
     if outcome.stopped:
-        log(f"[red]发送已停止：[/red]{outcome.stopped}。还有 {len(left)} 封未发送，已发送的都记在 {SENT_LOG}；"
+        log(f"发送已停止：{outcome.stopped}。还有 {len(left)} 封未发送，已发送的都记在 {SENT_LOG}；"
             "稍后再运行 send 会接着发送剩下的邮件。")
     verb = "将发送" if dry_run else "已发送"
     log(f"{verb} {len(outcome.sent)} 封，跳过 {len(outcome.skipped)} 封，失败 {len(outcome.failed)} 封"

@@ -165,6 +165,8 @@ def test_unreachable_server_is_a_clear_error_through_the_command(out, monkeypatc
                                        "--smtp-user", "clerk", "--sender", SENDER])
     assert result.exit_code == 2 and "无法连接SMTP服务器" in result.output
     assert "secret-pass" not in result.output
+    # nothing went out: the next send tries again
+    assert {e["status"] for e in json.loads((out / SENT_LOG).read_text(encoding="utf-8"))} == {"failed"}
 
 
 def test_a_refused_recipient_fails_alone(out):
