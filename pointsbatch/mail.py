@@ -265,7 +265,7 @@ class Outgoing:
 
     def entry(self) -> dict[str, Any]:
         return {"message": self.path.name, "branch": self.branch, "series": self.series, "recipient": self.to,
-                "content_sha256": self.digest, "source_sha256": str(self.msg.get(SOURCE_DIGEST) or "")}
+                "content_sha256": self.digest, "source_sha256": str(self.msg.get(SOURCE_DIGEST) or "").strip()}
 
 
 def load_sent(out: Path) -> list[dict[str, Any]]:
@@ -467,11 +467,11 @@ def _prepare(m: Outgoing, from_header: str | None, earlier: dict[str, Any] | Non
             stamp = str(earlier.get("time", ""))[:16].replace("T", " ")
             note = render_text("mail_correction.txt", earlier_time=stamp, earlier_subject=earlier.get("subject", ""))
             body.set_content(note + body.get_content(), charset="utf-8")
-        if earlier.get("message_id"):
-            msg["References"] = earlier["message_id"]
     if earlier is not None or resend_count:
         variant = f"resend-{resend_count}" if resend_count else ""
         msg.replace_header("Message-ID", message_id(m.digest, m.to, subject, variant))
+    if earlier is not None and earlier.get("message_id") not in (None, "", msg.get("Message-ID")):
+        msg["References"] = earlier["message_id"]  # mail programs show the correction with what it corrects
     if sender != original_from or earlier is not None or resend_count:
         msg.replace_header("From", sender)
         data = msg.as_bytes()

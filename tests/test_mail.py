@@ -368,7 +368,9 @@ def test_a_corrected_run_sends_only_the_changed_branch_again_marked_as_a_correct
         body = msg.get_body(("plain",)).get_content()
         assert body.startswith("【更正】") and f"《{first_subject}》" in body and "作废" in body
         assert "积分结果" in body  # the message itself follows the note
-        assert msg["From"] == SENDER and msg["Message-ID"] != parsed(handler.messages[1][1])["Message-ID"]
+        earlier = next(parsed(d) for r, d in handler.messages[:3] if r == ["two@example.org"])
+        assert msg["From"] == SENDER and msg["Message-ID"] != earlier["Message-ID"]
+        assert msg["References"] == earlier["Message-ID"]
         results = {p.get_filename(): p.get_payload(decode=True) for p in msg.iter_attachments()}
         assert results["第二党支部2026年年度积分结果.xlsx"] == \
             (out / "支部" / "第二党支部" / "第二党支部2026年年度积分结果.xlsx").read_bytes()
@@ -394,7 +396,8 @@ def test_resend_sends_that_branch_once_more(out):
         result = send_cli(out, ctl, "--sender", SENDER, "--resend", "第二党支部")
         assert result.exit_code == 0, result.output
         assert [r for r, _d in handler.messages[3:]] == [["two@example.org"]]
-        again, before = parsed(handler.messages[3][1]), parsed(handler.messages[1][1])
+        again = parsed(handler.messages[3][1])
+        before = next(parsed(d) for r, d in handler.messages[:3] if r == ["two@example.org"])
         assert "更正" not in again["Subject"] and again["Message-ID"] != before["Message-ID"]
         unknown = send_cli(out, ctl, "--sender", SENDER, "--resend", "第九党支部")
         assert unknown.exit_code == 2 and "第九党支部" in unknown.output and len(handler.messages) == 4
