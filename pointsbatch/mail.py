@@ -32,6 +32,7 @@ from . import clock
 from .files import atomic_write_text
 from .jinja import render_text
 from .lock import Busy, hold
+from .names import OUTBOX, SENT_LOG
 from .render.message import (
     HEADER_BRANCH,
     HEADER_SERIES,
@@ -41,8 +42,6 @@ from .render.message import (
     message_id,
 )
 
-OUTBOX = "发件箱"
-SENT_LOG = "发送记录.json"
 UNADDRESSED = HEADER_TO_UNADDRESSED
 SOURCE_DIGEST = "X-Pointsbatch-Source-SHA256"
 DELIVERED = ("sent", "uncertain", "sending")  # "sending": a send stopped while the data was out; maybe delivered
