@@ -550,3 +550,25 @@ def test_which_registry_branch_a_file_name_names():
     assert _other_branch_named("第一党支部（改）.xlsx", "镇机关第一党支部", registry) == "第一党支部"
     assert _other_branch_named("积分表.xlsx", "河湾村党支部", registry) is None
     assert _other_branch_named("河湾村 党支部.xlsx", "第一党支部", registry) == "河湾村党支部"
+
+
+def test_a_send_while_another_job_holds_out_stops_with_a_clear_message(out):
+    from pointsbatch.lock import hold
+    from pointsbatch.mail import MailError
+
+    handler = Recorder()
+    ctl = serve(handler)
+    try:
+        with hold(out):  # a `run` replacing OUT, or another `send`
+            with pytest.raises(MailError, match="正在使用输出文件夹"):
+                send_outbox(out, SmtpSettings("127.0.0.1", port_of(ctl), sender=SENDER, lock_wait=0), log=quiet)
+        assert handler.messages == [] and not (out / SENT_LOG).exists()
+    finally:
+        ctl.stop()
+
+
+def test_run_refuses_a_sender_that_is_not_an_address(town, tmp_path):
+    inbox, registry = town
+    result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--registry", str(registry),
+                                       "--sender", "dangjian"], catch_exceptions=False)
+    assert result.exit_code == 2 and "不是有效的邮箱地址" in result.output and not (tmp_path / "out").exists()
