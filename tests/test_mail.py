@@ -348,9 +348,10 @@ def town(tmp_path) -> tuple[Path, Path]:
     return inbox, registry_file(tmp_path / "名录.xlsx", BRANCHES)
 
 
-def test_a_corrected_run_sends_only_the_changed_branch_again_marked_as_a_correction(town, tmp_path):
+def test_a_corrected_run_sends_only_the_changed_branch_again_marked_as_a_correction(town, tmp_path, monkeypatch):
     inbox, registry = town
     out = tmp_path / "out"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
     run_into(inbox, out, registry)
     handler = Recorder()
     ctl = serve(handler)
@@ -359,6 +360,7 @@ def test_a_corrected_run_sends_only_the_changed_branch_again_marked_as_a_correct
         first_subject = next(parsed(d)["Subject"] for r, d in handler.messages if r == ["two@example.org"])
         # the branch corrects an activity; the town runs again over the same inbox (results rebuilt for everyone)
         build(inbox / "第二党支部.xlsx", info_over={"branch": "第二党支部"}, incentive=[act("张三", "志愿服务", 3)])
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800090000")  # the next day: every workbook is written anew
         run_into(inbox, out, registry)
         result = send_cli(out, ctl, "--sender", SENDER)
         assert result.exit_code == 0, result.output
