@@ -414,7 +414,7 @@ def send(out: Path, smtp_host: str | None, smtp_port: int | None, smtp_user: str
     )
     try:
         outcome = send_outbox(Path(out), settings, dry_run=dry_run, resend=resend,
-                              log=lambda line: console.print(line, markup=False))  # names are not markup
+                              log=lambda line: console.print(_plain(line)))  # names are neither markup nor escapes
     except MailError as exc:
         console.print(f"[red]错误：[/red]{_plain(str(exc))}")
         sys.exit(2)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import clock
+from .addresses import address_problem
 from .files import atomic_write_text
 from .jinja import render_text
 from .lock import Busy, hold
@@ -402,13 +403,9 @@ def check_sender(text: str) -> str:
     """A sender as the clerk wrote it ("dangjian@example.gov.cn", or with a name: "镇党委 <dangjian@…>"), checked;
     MailError when it is not an address."""
     text = text.strip()
-    if not _is_address(parseaddr(text)[1]) or any(ch in text for ch in "\r\n"):
+    if address_problem(parseaddr(text)[1]) is not None or any(not ch.isprintable() for ch in text):
         raise MailError(f"发件人地址「{text}」不是有效的邮箱地址（如 dangjian@example.gov.cn）")
     return text
-
-
-def _is_address(address: str) -> bool:
-    return bool(re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address))
 
 
 def _already(record: list[dict[str, Any]], m: Outgoing) -> dict[str, Any] | None:
