@@ -10,7 +10,6 @@ from typing import Any, Literal
 from . import clock
 from .problems import Problem
 
-
 Status = Literal["accepted", "rejected", "ignored"]  # a file's fate in a run, as run.json says it
 
 
