@@ -11,7 +11,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .model import FileResult
+    from .registry import RegistryEntry
 
 HELD_REASONS = {
     "branch_unknown": "未能从工作簿中识别支部名称",
@@ -22,20 +26,7 @@ HELD_REASONS = {
 }
 
 
-class _Result(Protocol):
-    name: str
-    status: str
-    branch: str | None
-    email: str | None
-    problems: list[Any]
-
-
-class _Entry(Protocol):
-    @property
-    def email(self) -> str: ...
-
-
-def address_of(res: _Result, registry: Mapping[str, _Entry] | None, trust_workbook_addresses: bool) -> str | None:
+def address_of(res: FileResult, registry: Mapping[str, RegistryEntry] | None, trust_workbook_addresses: bool) -> str | None:
     """The address a workbook's reply goes to, or None (the message is written unaddressed, `send` skips it)."""
     if res.status == "accepted":
         if registry is not None:
@@ -47,7 +38,7 @@ def address_of(res: _Result, registry: Mapping[str, _Entry] | None, trust_workbo
     return registry[res.branch or ""].email
 
 
-def held_reason(res: _Result, registry: Mapping[str, _Entry] | None) -> str | None:
+def held_reason(res: FileResult, registry: Mapping[str, RegistryEntry] | None) -> str | None:
     """Why a rejected workbook's feedback goes to nobody (a code of HELD_REASONS), or None when it has its branch."""
     if res.status != "rejected":
         return None
@@ -66,7 +57,7 @@ def held_reason(res: _Result, registry: Mapping[str, _Entry] | None) -> str | No
     return None
 
 
-def held_feedback(results: Iterable[_Result], registry: Mapping[str, _Entry] | None) -> list[dict[str, Any]]:
+def held_feedback(results: Iterable[FileResult], registry: Mapping[str, RegistryEntry] | None) -> list[dict[str, Any]]:
     """The rejected workbooks whose feedback is mailed to nobody: file, branch, reason code and the reason in words."""
     held = []
     for res in results:
@@ -79,7 +70,7 @@ def held_feedback(results: Iterable[_Result], registry: Mapping[str, _Entry] | N
     return held
 
 
-def _other_branch_named(file_name: str, branch: str, registry: Mapping[str, _Entry]) -> str | None:
+def _other_branch_named(file_name: str, branch: str, registry: Mapping[str, RegistryEntry]) -> str | None:
     """A registry branch other than `branch` that the file's name names, or None.
 
     A name counts only where it is not part of a longer registry name found at the same place (镇机关第一党支部
@@ -105,8 +96,8 @@ def _plain(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
-def message_headers(res: _Result, year: int | None, period: str) -> dict[str, str]:
+def message_headers(res: FileResult, year: int | None, period: str) -> dict[str, str]:
     """Headers `send` reads: the workbook answered, and the series a later message replaces (a correction)."""
     kind = "results" if res.status == "accepted" else "feedback"
-    return {"X-Pointsbatch-Source-SHA256": getattr(res, "sha256", ""),
+    return {"X-Pointsbatch-Source-SHA256": res.sha256,
             "X-Pointsbatch-Series": f"{kind} {year or ''} {period}"}
