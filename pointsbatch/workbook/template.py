@@ -12,6 +12,7 @@ from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from ..jinja import render_text
@@ -27,6 +28,7 @@ THIN = Side(style="thin", color="BFBFBF")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 DATE_FORMAT = "yyyy-mm-dd"
 GRID_MEMBER_ROWS = 200
+PRINTED_BLANK_ROWS = 30  # rows a printed blank sheet offers for filling by hand (all 200 would be pages of blanks)
 
 
 @dataclass
@@ -61,6 +63,26 @@ def build_template(rules: Rules, year: int | None = None, branch: str | None = N
     wb.move_sheet(spec.LISTS_SHEET, offset=len(wb.sheetnames))
     wb.active = 1
     return wb
+
+
+def _print_setup(ws: Worksheet, last_row: int, last_col: int, title_cols: str | None = None,
+                 pages_wide: int = 1) -> None:
+    """Printed for a recorder who fills by hand: A4 landscape, `pages_wide` pages across and as many down as it
+    takes, the header row (and `title_cols`) on every page, grid lines, the used rows only."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = pages_wide
+    ws.page_setup.fitToHeight = 0  # as many pages down as the rows need
+    ws.print_options.gridLines = True
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.5
+    ws.print_title_rows = "1:1" if ws.title != spec.GRID_SHEET else f"1:{spec.GRID_FIRST_ROW - 1}"
+    if title_cols:
+        ws.print_title_cols = title_cols
+    ws.print_area = f"A1:{column_letter(last_col - 1)}{last_row}"
+    ws.oddFooter.center.text = "&A 第 &P 页，共 &N 页"
 
 
 def carry_over(previous: Path) -> Filling:
@@ -117,12 +139,25 @@ def _write_guide(ws: Worksheet, rules: Rules, year: int) -> None:
         absence_months=rules.veto.absence_months,
     )
     ws.column_dimensions["A"].width = 110
-    for i, line in enumerate(text.strip().splitlines(), start=1):
+    lines = text.strip().splitlines()
+    for i, line in enumerate(lines, start=1):
         heading = line.startswith("#") or i == 1
         cell = ws.cell(i, 1, line.lstrip("#"))
         cell.alignment = Alignment(wrap_text=True, vertical="top")
         if heading:
             cell.font = Font(bold=True, size=14 if i == 1 else 12, color="C00000")
+        else:  # a wrapped line needs its rows' height: Excel and LibreOffice do not grow a row when printing
+            ws.row_dimensions[i].height = 15 * max(1, -(-_display_width(line) // 104))
+    _print_setup(ws, len(lines), 1)
+    ws.print_options.gridLines = False
+    ws.print_title_rows = None
+
+
+def _display_width(text: str) -> int:
+    """Columns of a Calibri-width cell the text takes: a Chinese character takes two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _write_lists(wb: Workbook) -> None:
@@ -161,6 +196,7 @@ def _write_info(ws: Worksheet, info: dict[str, Any]) -> None:
             ws.cell(i, 3, key.help).font = Font(color="808080")
     ws.column_dimensions["C"].width = 50
     ws.freeze_panes = "A2"
+    _print_setup(ws, len(spec.INFO_KEYS) + 1, 3)
 
 
 def _validations_for(sheet: spec.TableSheet, rules: Rules, year: int, last_row: int) -> list[DataValidation]:
@@ -205,6 +241,8 @@ def _write_table(wb: Workbook, sheet: spec.TableSheet, rows: list[list[Any]], ru
     for dv in _validations_for(sheet, rules, year, last_row):
         ws.add_data_validation(dv)
     ws.freeze_panes = "A2"
+    printed = sheet.first_row + max(len(rows) + 5, PRINTED_BLANK_ROWS) - 1
+    _print_setup(ws, printed, len(sheet.columns))
 
 
 def _write_grid(wb: Workbook, filling: Filling, year: int) -> None:
@@ -234,6 +272,17 @@ def _write_grid(wb: Workbook, filling: Filling, year: int) -> None:
     dates.add(f"{first_event}2:{last_event}2")
     ws.add_data_validation(dates)
     ws.freeze_panes = f"{first_event}{spec.GRID_FIRST_ROW}"
+    # a page across for each kind of event (dues, activity days, the meetings), 序号 and 姓名 on every one: all
+    # 42 events on one page would leave no room to write a mark
+    names = f"A:{column_letter(len(spec.GRID_KEYS) - 1)}"
+    printed = spec.GRID_FIRST_ROW + max(len(filling.grid) + 5, PRINTED_BLANK_ROWS) - 1
+    _print_setup(ws, printed, len(headers), title_cols=names)
+    ws.sheet_properties.pageSetUpPr.fitToPage = False  # (manual page breaks count only without fit-to-page)
+    ws.page_setup.scale = 90  # (the meetings page: 18 events, some wide)
+    column = len(spec.GRID_KEYS)
+    for item in ("dues", "activity_day"):
+        column += sum(e.item == item for e in spec.GRID_EVENTS)
+        ws.col_breaks.append(Break(id=column))
 
 
 def write_workbook(wb: Workbook, path: Path, overwrite: bool = True) -> None:
