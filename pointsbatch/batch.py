@@ -17,7 +17,14 @@ from pathlib import Path
 
 from .display import printable
 from .files import safe_component, sha256_or_blank
-from .history import carry_history, compare_with_previous, history_name, load_previous, write_manifest
+from .history import (
+    carry_history,
+    compare_with_previous,
+    history_name,
+    load_previous,
+    note_changes_since_first,
+    write_manifest,
+)
 from .model import FileResult, RunError, RunOptions, RunReport
 from .names import RESULTS, SETTINGS_FILE, period_title
 from .outdir import (
@@ -141,7 +148,8 @@ def _run_locked(entries: list[Path], explicit: Path | None, container: Path, inp
         check_claim(out, read_claim(out), year, options.period)
         report = _finish(staging, out, processed, year, options, rules, registry, pool)
         report.seconds["workbooks"] = workbooks_done - started
-        report.kept = swap_in(staging, out, _previous_outputs(out), history_name(_last_run(out)))
+        report.kept = swap_in(staging, out, _previous_outputs(out),
+                              report.history_folder or history_name(_last_run(out)))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -219,10 +227,10 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
             res.sha256 = _ignored_digest(res)
     sent = {r.branch for r in results if r.branch and r.status != "ignored"}
     missing = sorted(n for n in registry if n not in sent) if registry else []
-    previous = load_previous(out)
-    changes = compare_with_previous(previous, results)
-    report = RunReport(out, year, options.period, results, missing, changes,
+    previous = load_previous(out, year, options.period)
+    report = RunReport(out, year, options.period, results, missing, compare_with_previous(previous, results),
                        mail_held=held_feedback(results, registry))
+    note_changes_since_first(report, previous)
     context = town_context(report, rules, options, previous)
     summary = submit(pool, write_summary, staging / "全镇汇总.xlsx", context, options.templates)
     messages = write_outbox(staging, results, registry, options, rules, year, pool)
@@ -230,7 +238,7 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
     list(messages)
     summary.result()
     outputs_done = time.perf_counter()
-    carry_history(out, staging, previous)
+    report.history_folder = carry_history(out, staging, previous)
     write_claim(staging, year, options.period)
     write_manifest(staging, report, rules, options, previous)
     report.seconds = {"town outputs and mail": outputs_done - started,
@@ -285,7 +293,7 @@ def _reject(res: FileResult, why: Problem, run_at: dt.datetime) -> None:
     shutil.rmtree(res.slot, ignore_errors=True)
     res.status = "rejected"
     res.problems = sorted([why, *res.problems], key=sort_key)
-    res.members, res.ledger_rows, res.outputs = [], b"", []
+    res.members, res.ledger_rows, res.marks_rows, res.outputs = [], b"", b"", []
     write_feedback(Path(res.source), res, res.slot, readable=True, run_at=run_at)
 
 

@@ -12,6 +12,9 @@ from typing import Any
 import click
 
 from . import clock
+from .cli_chinese import INTEGER, Choice
+from .cli_chinese import Group as ChineseGroup
+from .cli_chinese import Path as PathType
 from .display import printable
 from .names import SETTINGS_FILE, period_title
 
@@ -134,14 +137,14 @@ def _setting_problem(param: click.Option, value: Any) -> str | None:
     return None
 
 
-class Group(click.Group):
+class Group(ChineseGroup):
     def make_context(self, info_name, args, parent=None, **extra):
         extra.setdefault("default_map", load_settings(commands=self.commands))
         return super().make_context(info_name, args, parent=parent, **extra)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
-@click.version_option(package_name="pointsbatch", message="pointsbatch %(version)s")
+@click.version_option(package_name="pointsbatch", message="pointsbatch %(version)s", help="显示版本号并退出")
 def main() -> None:
     """党员积分制批处理：校验支部积分工作簿，计分，生成结果、公示和反馈。
 
@@ -160,13 +163,13 @@ def _rules(path: Path | None):
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "output", type=PathType(dir_okay=False, path_type=Path), required=True,
               help="要生成的工作簿文件，如 第一党支部2027.xlsx")
-@click.option("--year", type=int, help="考核年度，默认今年")
+@click.option("--year", type=INTEGER, help="考核年度，默认今年")
 @click.option("--branch", help="支部名称（按镇支部名录的写法）")
-@click.option("--from", "previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--from", "previous", type=PathType(exists=True, dir_okay=False, path_type=Path),
               help="上一年度的工作簿：沿用其中的支部信息和党员名册")
-@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--rules", "rules_path", type=PathType(exists=True, dir_okay=False, path_type=Path),
               help="积分规则文件（TOML），默认使用内置规则")
 def template(output: Path, year: int | None, branch: str | None, previous: Path | None,
              rules_path: Path | None) -> None:
@@ -189,13 +192,13 @@ def template(output: Path, year: int | None, branch: str | None, previous: Path 
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--marked", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("files", nargs=-1, required=True, type=PathType(path_type=Path))
+@click.option("--marked", type=PathType(file_okay=False, path_type=Path),
               help="把标出问题的工作簿副本写到这个文件夹")
-@click.option("--period", type=click.Choice(["annual", "h1"]), default="annual", show_default=True,
-              help="计分期间：annual 年度，h1 上半年")
-@click.option("--year", type=int, help="计分年度，默认取工作簿中的年度")
-@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--period", type=Choice(["annual", "h1"]), default="annual",
+              help="计分期间：annual 年度（默认），h1 上半年")
+@click.option("--year", type=INTEGER, help="计分年度，默认取工作簿中的年度")
+@click.option("--rules", "rules_path", type=PathType(exists=True, dir_okay=False, path_type=Path),
               help="积分规则文件（TOML）")
 @click.option("--json", "as_json", is_flag=True, help="以JSON输出问题（供其他程序使用）")
 def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int | None, rules_path: Path | None,
@@ -210,7 +213,17 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
     rules = _rules(rules_path)
     any_error = False
     report = []
+    missing = False
     for path in files:
+        if not path.is_file():
+            from .workbook.messages import problem
+
+            missing = True
+            gone = [problem("file_not_found", "", "", str(path))]
+            report.append({"file": str(path), "branch": None, "errors": 1, "problems": [p.as_dict() for p in gone]})
+            if not as_json:
+                _print_problems(path, None, gone)
+            continue
         book = read_workbook(path)
         result = validate_workbook(book, rules, period, year)
         errors = sum(p.is_error for p in result.problems)
@@ -228,14 +241,24 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
                 click.echo(f"  已写出标注副本：{printable(str(target))}")
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
-    sys.exit(1 if any_error else 0)
+    sys.exit(2 if missing else 1 if any_error else 0)
+
+
+def _console():
+    """rich's console; when the output is a file or a pipe, lines are not wrapped (a wrapped line could break a
+    number or an option in two)."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=100_000, soft_wrap=True)
+    return console
 
 
 def _print_problems(path: Path, branch: str | None, problems) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = _console()
     errors = sum(p.is_error for p in problems)
     title = _plain(f"{path.name}（{branch or '未识别支部'}）")
     if not problems:
@@ -253,36 +276,36 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("inbox", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path),
+@click.argument("inbox", type=PathType(path_type=Path))
+@click.option("-o", "--out", type=PathType(path_type=Path),
               help="输出文件夹，默认 results/<年度><期间>（如 results/2026年度）；只能是新的、空的，"
                    "或同一年度同一期间上次计分的结果文件夹；上次的结果移到其中的“历史”文件夹")
-@click.option("--period", type=click.Choice(["annual", "h1"]), default="annual", show_default=True,
-              help="计分期间：annual 年度，h1 上半年（1-6月）")
-@click.option("--year", type=int, help="计分年度，默认取工作簿中的年度")
-@click.option("--registry", type=click.Path(path_type=Path), help="镇支部名录（支部名录.xlsx）")
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path), help="积分规则文件（TOML），默认内置规则")
-@click.option("--jobs", type=int, default=0, help="同时处理的工作簿数，默认（也最多）为CPU核心数")
-@click.option("--notice-start", type=DATE, help="公示开始日期，如 2027-01-20，默认今天")
+@click.option("--period", type=Choice(["annual", "h1"]), default="annual",
+              help="计分期间：annual 年度（默认），h1 上半年（1-6月）")
+@click.option("--year", type=INTEGER, help="计分年度，默认取工作簿中的年度")
+@click.option("--registry", type=PathType(path_type=Path), help="镇支部名录（支部名录.xlsx）")
+@click.option("--rules", "rules_path", type=PathType(path_type=Path), help="积分规则文件（TOML），默认内置规则")
+@click.option("--jobs", type=INTEGER, default=0, help="同时处理的工作簿数，默认（也最多）为CPU核心数")
+@click.option("--notice-start", type=DATE,
+              help="公示开始日期，默认今天；可写 2026-07-05、2026/7/5 或 2026年7月5日")
 @click.option("--contact", help="公示中受理异议的联系人，默认各支部的积分记录员")
 @click.option("--run-date", type=DATE, help="计分日期，默认今天")
 @click.option("--trust-workbook-addresses", is_flag=True,
               help="没有支部名录时，把回复发给工作簿中填写的联系邮箱")
 @click.option("--sender", help="回复邮件的发件人地址（如 dangjian@example.gov.cn），也可写在 pointsbatch.toml 中")
-@click.option("--templates", type=click.Path(path_type=Path),
+@click.option("--templates", type=PathType(path_type=Path),
               help="本镇自己的输出模板文件夹：其中与内置模板同名的文件（如 notice.html、支部积分结果.xlsx）优先使用")
 def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: Path | None, rules_path: Path | None,
         jobs: int, notice_start: dt.date | None, contact: str | None, run_date: dt.date | None,
         trust_workbook_addresses: bool, sender: str | None, templates: Path | None) -> None:
     """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
-    from rich.console import Console
     from rich.progress import Progress
 
     from .batch import RunError, RunOptions, run_batch
     from .render.message import SENDER
     from .rules import RulesError
 
-    console = Console(highlight=False)
+    console = _console()
     if registry is not None and not Path(registry).is_file():
         console.print(f"[red]错误：[/red]找不到支部名录 {_plain(str(registry))}")
         sys.exit(2)
@@ -324,6 +347,10 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
                       "如果结果文件正在 Excel 或 WPS 中打开，请先关闭再运行。")
         sys.exit(2)
     _print_summary(console, report)
+    if registry is None:
+        console.print("没有指定支部名录：不检查未报送支部，" + (
+            "邮件按工作簿中填写的联系邮箱发送。" if trust_workbook_addresses else "邮件不写收件人。") +
+            "要用名录，请加 --registry 支部名录.xlsx，或写在 pointsbatch.toml 中。")
     sys.exit(report.exit_code)
 
 
@@ -341,16 +368,23 @@ def _print_summary(console, report) -> None:
     table = Table(title=title, header_style="bold")
     for col in ("文件", "支部", "结果", "说明"):
         table.add_column(col, overflow="fold")
+    first_half_only = [f for f in report.files if any(p.code == "second_half_blank" for p in f.problems)]
+    most_first_half = len(first_half_only) * 2 > report.count("accepted") + report.count("rejected")
     for f in report.files:
         if f.status == "accepted":
             scored = [m for m in f.members if not m["exempt"]]
             failed = sum(m["grade"] == "不合格" for m in scored)
             note = f"{len(f.members)}名党员" + (f"，{failed}名不合格" if failed else "") + (
                 f"，{f.flags}处需复核" if f.flags else "")
-            table.add_row(_plain(f.name), _plain(f.branch or ""), "[green]通过[/green]", _plain(note))
+            note = _plain(note) + "".join(f"。[yellow]公示开始日期早于支委会核定日期{p.value}，请核对[/yellow]"
+                                          for p in f.problems if p.code == "notice_before_approval")
+            table.add_row(_plain(f.name), _plain(f.branch or ""), "[green]通过[/green]", note)
         elif f.status == "rejected":
-            first = next((p.message for p in f.problems if p.is_error), "")
-            table.add_row(_plain(f.name), _plain(f.branch or ""), "[red]退回[/red]", _plain(f"{f.errors}处错误。{first}"))
+            first = next((p for p in f.problems if p.is_error), None)
+            text = first.message if first else ""
+            if first is not None and first.code == "second_half_blank" and most_first_half:
+                text = "下半年的考勤全部为空"  # said once for the run, below
+            table.add_row(_plain(f.name), _plain(f.branch or ""), "[red]退回[/red]", _plain(f"{f.errors}处错误。{text}"))
         else:
             table.add_row(_plain(f.name), "", "[dim]忽略[/dim]", _plain(f.reason))
     for name in report.missing:
@@ -368,16 +402,23 @@ def _print_summary(console, report) -> None:
                       "请核实后自行转交：[/yellow]")
         for held in report.mail_held:
             console.print(_plain(f"  {held['file']}：{held['reason']}"))
+    if most_first_half:
+        console.print(f"[yellow]大多数工作簿（{len(first_half_only)}份）下半年的考勤全部为空，像是只填到了上半年："
+                      "如果要计算上半年积分，请用 --period h1 重新运行。[/yellow]")
     if report.changes:
         console.print(f"与上次计分相比，{len(report.changes)} 名党员的总分有变化，详见 index.html。")
+    if report.first_run and report.changes_since_first and report.changes_since_first != report.changes:
+        console.print(f"与本期第一次计分（{report.first_run}）相比，{len(report.changes_since_first)} 名党员的总分有变化。")
+    for note in report.comparison_notes:
+        console.print(f"[yellow]无法比较：[/yellow]{_plain(note)}")
     out = report.out
     console.print(_plain(f"结果在：{out}（总览请打开 {out / 'index.html'}；回复邮件在 {out / '发件箱'}）"))
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=PathType(path_type=Path))
 @click.option("--smtp-host", help="SMTP服务器地址（--dry-run 时不需要）")
-@click.option("--smtp-port", type=int, help="SMTP端口，默认 25（--starttls 为 587，--ssl 为 465）")
+@click.option("--smtp-port", type=INTEGER, help="SMTP端口，默认 25（--starttls 为 587，--ssl 为 465）")
 @click.option("--smtp-user", help="SMTP用户名；密码从环境变量 POINTSBATCH_SMTP_PASSWORD 读取")
 @click.option("--starttls", is_flag=True, help="连接后用 STARTTLS 加密")
 @click.option("--ssl", "use_ssl", is_flag=True, help="用 SSL/TLS 直接加密连接")
@@ -395,11 +436,9 @@ def send(out: Path, smtp_host: str | None, smtp_port: int | None, smtp_user: str
          use_ssl: bool, sender: str | None, resend: tuple[str, ...], dry_run: bool, reply_timeout: float,
          time_limit: float, insecure: bool) -> None:
     """发送 run 在 OUT/发件箱 中生成的回复邮件，每封只发一次；内容有变化的作为更正再发。"""
-    from rich.console import Console
-
     from .mail import MailError, SmtpSettings, send_outbox
 
-    console = Console(highlight=False)
+    console = _console()
     if starttls and use_ssl:
         console.print("[red]错误：[/red]--starttls 和 --ssl 只能选一个")
         sys.exit(2)

@@ -9,11 +9,12 @@ from typing import Any
 
 from .files import atomic_write_text, safe_component, sha256_file
 from .model import FileResult, RunOptions, RunReport
-from .names import HISTORY, SENT_LOG
+from .names import BRANCHES, HISTORY, SENT_LOG
 from .rules import Rules
+from .workbook import spec
 
 LEDGER_CSV_COLUMNS = ["branch", "seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier",
-                      "points", "note"]
+                      "points", "note", "date"]
 
 
 def ledger_rows(branch: str, entries: Any) -> bytes:
@@ -71,86 +72,276 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def load_previous(out: Path) -> dict[str, Any]:
-    """The previous run's manifest, scores and ledger (empty when there was none)."""
-    import csv
+MARKS_CSV_COLUMNS = ["branch", "seq", *(e.header for e in spec.GRID_EVENTS)]
+_SYMBOLS = {code: symbol for symbol, code in spec.MARK_CODES.items()}
 
-    manifest = out / "run.json"
+
+def marks_rows(branch: str, attendance: Any, last_month: int) -> bytes:
+    """One branch's rows of marks.csv (no header): each member's mark at every event of the period, so that the
+    next run can say "活动日3月 由「假」改为「√」" rather than name cells."""
+    import io
+
+    from .render.town import inert
+
+    att = attendance[attendance["month"] <= last_month]
+    if not len(att):
+        return b""
+    wide = att.pivot(index="seq", columns="event", values="mark").reindex(columns=MARKS_CSV_COLUMNS[2:])
+    symbols = wide.apply(lambda column: column.map(lambda code: _SYMBOLS.get(code, "") if code == code else ""))
+    symbols = symbols.reset_index()
+    symbols.insert(0, "branch", inert(branch))
+    buf = io.StringIO()
+    symbols.to_csv(buf, header=False, index=False, lineterminator="\r\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def write_marks_csv(path: Path, report: RunReport) -> None:
+    with path.open("wb") as fh:
+        fh.write(("\ufeff" + ",".join(MARKS_CSV_COLUMNS) + "\r\n").encode("utf-8"))
+        for f in report.files:
+            if f.status == "accepted":
+                fh.write(f.marks_rows)
+
+
+def load_previous(out: Path, year: int | None = None, period: str | None = None) -> dict[str, Any]:
+    """The previous run's manifest, scores, ledger and marks (empty when there was none), and under "first" the
+    first run of this year and period kept in 历史/ (the scores first posted).
+
+    A file a clerk edited or deleted costs only what it held: "notes" says, in Chinese, what could not be read."""
+    previous = _load_run(out)
+    if not previous:
+        return {}
+    if year is not None and period is not None:
+        previous["first"] = _first_run(out, year, period, previous)
+    return previous
+
+
+def _load_run(folder: Path) -> dict[str, Any]:
+    """One run's files as `load_previous` describes them; {} when the folder holds no run at all."""
+    manifest, scores = folder / "run.json", folder / "scores.csv"
+    if not manifest.exists() and not scores.exists():
+        return {}
+    notes: list[str] = []
+    prev: dict[str, Any] = {}
     if not manifest.exists():
-        return {}
-    try:
-        prev = json.loads(manifest.read_text(encoding="utf-8"))
-        with (out / "scores.csv").open(encoding="utf-8-sig", newline="") as fh:
-            prev["scores"] = list(csv.DictReader(fh))
-        ledger = out / "ledger.csv"
-        prev["ledger_path"] = ledger if ledger.exists() else None
-    except (OSError, ValueError):
-        return {}
-    prev["dir"] = out
+        notes.append("上次结果中的 run.json 已被删除：不知道上次计分的时间和期间")
+    else:
+        try:
+            loaded = json.loads(manifest.read_text(encoding="utf-8"))
+            if not isinstance(loaded, dict):
+                raise ValueError("not an object")
+            prev = loaded
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            notes.append(f"上次结果中的 run.json 已损坏（{type(exc).__name__}），无法读取：不知道上次计分的时间和期间")
+    prev["scores"] = _read_scores(scores, notes)
+    for key, name, what in (("ledger_path", "ledger.csv", "变化原因中的激励分、扣分和一票否决"),
+                            ("marks_path", "marks.csv", "变化原因中的考勤")):
+        path = folder / name
+        prev[key] = path if path.exists() else None
+        if prev[key] is None and prev["scores"] is not None:
+            notes.append(f"上次结果中没有 {name}：无法列出{what}")
+    prev["dir"] = folder
+    prev["notes"] = notes
     return prev
 
 
-def compare_with_previous(previous: dict[str, Any], results: list[FileResult]) -> list[dict[str, Any]]:
-    """Each member whose total changed since the previous run: old and new total and the ledger rows that differ."""
-    if not previous:
+def _read_scores(path: Path, notes: list[str]) -> list[dict[str, str]] | None:
+    """scores.csv as written (UTF-8 with BOM), or as Excel re-saves it on a Chinese Windows (GBK)."""
+    import csv
+    import io
+
+    if not path.exists():
+        notes.append("上次结果中的 scores.csv 已被删除：无法与上次的总分比较")
+        return None
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        notes.append(f"无法读取上次结果中的 scores.csv（{exc.strerror or exc}）：无法与上次的总分比较")
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            notes.append("上次结果中的 scores.csv 编码无法识别：无法与上次的总分比较")
+            return None
+        notes.append("上次结果中的 scores.csv 被另存为GBK编码（可能用Excel保存过），已按GBK读取")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if rows and not {"支部名称", "序号", "姓名", "总分"} <= set(rows[0]):
+        notes.append("上次结果中的 scores.csv 缺少「支部名称、序号、姓名、总分」列：无法与上次的总分比较")
+        return None
+    return rows
+
+
+def _first_run(out: Path, year: int, period: str, previous: dict[str, Any]) -> dict[str, Any] | None:
+    """The earliest run of `year` and `period`: in 历史/, or the previous run itself (None: neither is)."""
+    history = out / HISTORY
+    if previous.get("year") == year and previous.get("period") == period and previous.get("first_run"):
+        # the previous run named it: its folder in 历史/, without reading every earlier manifest
+        folder = history / _stamp(previous["first_run"])
+        named = _load_run(folder) if folder.is_dir() else {}
+        if named.get("year") == year and named.get("period") == period:
+            return named
+    found = []
+    entries = sorted(p for p in history.iterdir() if p.is_dir()) if history.is_dir() else []
+    for folder in entries:
+        try:
+            manifest = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("year") == year and manifest.get("period") == period:
+            found.append((str(manifest.get("run_at", "")), folder))
+    if found:
+        return _load_run(min(found)[1])
+    if previous.get("year") == year and previous.get("period") == period:
+        return previous
+    return None
+
+
+def compare_with_previous(previous: dict[str, Any] | None, results: list[FileResult]) -> list[dict[str, Any]]:
+    """Each member whose total changed since `previous` (a run as `load_previous` gives it): old and new total and
+    the reasons in words."""
+    if not previous or previous.get("scores") is None:
         return []
-    old = {(r["支部名称"].lstrip("'"), r["序号"], r["姓名"].lstrip("'")): r["总分"] for r in previous.get("scores", [])}
+    old = {}
+    for r in previous["scores"]:
+        key = ((r.get("支部名称") or "").lstrip("'"), str(r.get("序号") or "").strip(), (r.get("姓名") or "").lstrip("'"))
+        old[key] = _as_float(r.get("总分"))
     changed = []
     for f in results:
         if f.status != "accepted":
             continue
         for m in f.members:
             key = (m["branch"], str(m["seq"]), m["name"])
-            new_total = "" if m["total"] is None else f"{float(m['total']):.1f}"
+            new_total = None if m["total"] is None else round(float(m["total"]), 1)
             if key in old and old[key] != new_total:
                 changed.append((f, m, old[key]))
     if not changed:
         return []
-    # only now read the ledgers, and only the rows of the members whose totals changed
+    # only now read the ledgers and marks, and only the rows of the members whose totals changed
     wanted = {(m["branch"], str(m["seq"])) for _f, m, _old in changed}
-    old_ledger: dict[tuple, set] = {}
-    path = previous.get("ledger_path")
-    if path is not None:
-        import csv
-
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            next(fh, None)  # the header
-            for e in csv.DictReader(fh, fieldnames=LEDGER_CSV_COLUMNS):  # row by row: a county's is large
-                ref = (e["branch"].lstrip("'"), e["seq"])
-                if ref in wanted:
-                    old_ledger.setdefault(ref, set()).add(_ledger_key(e))
-    new_ledger: dict[tuple, set] = {}
-    for f in {id(f): f for f, _m, _o in changed}.values():
-        for e in _parse_ledger(f.ledger_rows):
-            ref = (e["branch"].lstrip("'"), e["seq"])
-            if ref in wanted:
-                new_ledger.setdefault(ref, set()).add(_ledger_key(e))
+    old_ledger = _ledger_facts(_csv_rows(previous.get("ledger_path")), wanted)
+    new_ledger = _ledger_facts((e for f in {id(f): f for f, _m, _o in changed}.values()
+                                for e in _parse_ledger(f.ledger_rows)), wanted)
+    old_marks = _marks(_csv_rows(previous.get("marks_path")), wanted)
+    new_marks = _marks((e for f in {id(f): f for f, _m, _o in changed}.values()
+                        for e in _parse_marks(f.marks_rows)), wanted)
     changes = []
     for _f, m, old_total in changed:
-        lk = (m["branch"], str(m["seq"]))
-        before, after = old_ledger.get(lk, set()), new_ledger.get(lk, set())
-        reasons = [f"删除：{_describe(e)}" for e in sorted(before - after)]
-        reasons += [f"新增：{_describe(e)}" for e in sorted(after - before)]
+        ref = (m["branch"], str(m["seq"]))
+        reasons = _mark_reasons(old_marks.get(ref), new_marks.get(ref))
+        if previous.get("ledger_path") is not None:  # without it, what was logged before is unknown: not guessed
+            reasons += _fact_reasons(old_ledger.get(ref, {}), new_ledger.get(ref, {}))
+        complete = previous.get("ledger_path") is not None and previous.get("marks_path") is not None
         changes.append({
             "branch": m["branch"], "seq": m["seq"], "name": m["name"],
-            "old_total": float(old_total) if old_total else None, "new_total": m["total"],
-            "reasons": reasons or ["积分规则或计分期间不同"],
+            "old_total": old_total, "new_total": m["total"],
+            "reasons": reasons or ["积分规则或计分期间不同" if complete else "上次的积分明细缺失，无法列出原因"],
         })
     return changes
 
 
-def _ledger_key(e: dict[str, Any]) -> tuple:
-    return tuple(str(e.get(c, "")).lstrip("'") for c in ("part", "item", "sheet", "cell", "raw", "multiplier", "points", "note"))
+def note_changes_since_first(report: RunReport, previous: dict[str, Any]) -> None:
+    """The report's changes since the first run of this year and period (kept however many runs come between)
+    and what of the previous run could not be compared."""
+    report.comparison_notes = list(previous.get("notes", []))
+    first = previous.get("first")
+    if first:
+        report.first_run = first.get("run_at") or "时间不明"
+        report.changes_since_first = compare_with_previous(first, report.files)
+        if first is not previous:
+            report.comparison_notes += [f"本期第一次计分：{n}" for n in first.get("notes", [])]
 
 
-def _describe(key: tuple) -> str:
-    part, item, sheet, cell, _raw, _mult, points, note = key
-    where = f"（{sheet}{cell}）" if sheet else ""
-    return f"{part}·{item} {points}分{where}{('，' + note) if note else ''}"
+def _as_float(text: Any) -> float | None:
+    try:
+        return round(float(str(text).strip()), 1) if str(text or "").strip() else None
+    except ValueError:
+        return None
 
 
-def carry_history(out: Path, staging: Path, previous: dict[str, Any]) -> None:
-    """The previous scores move under 历史/<its run time>/, after the history it already had."""
+def _csv_rows(path: Path | None) -> Any:
+    """A CSV's rows by its own header, read row by row (a county's ledger is large); none when it is unreadable."""
+    import csv
+
+    if path is None:
+        return
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            yield from csv.DictReader(fh)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return
+
+
+def _parse_marks(data: bytes) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8")), fieldnames=MARKS_CSV_COLUMNS))
+
+
+def _marks(rows: Any, wanted: set) -> dict[tuple, dict[str, str]]:
+    out = {}
+    for r in rows:
+        ref = ((r.get("branch") or "").lstrip("'"), str(r.get("seq") or ""))
+        if ref in wanted:
+            out[ref] = {k: v for k, v in r.items() if k not in ("branch", "seq")}
+    return out
+
+
+def _mark_reasons(before: dict[str, str] | None, after: dict[str, str] | None) -> list[str]:
+    if before is None or after is None:
+        return []
+    return [f"{event} 由「{before.get(event) or '空'}」改为「{after.get(event) or '空'}」"
+            for event in MARKS_CSV_COLUMNS[2:] if (before.get(event) or "") != (after.get(event) or "")]
+
+
+_LOGGED = {"激励分": "激励积分", "扣分": "扣分"}
+
+
+def _ledger_facts(rows: Any, wanted: set) -> dict[tuple, dict[tuple, int]]:
+    """Per member, what a person recorded that the ledger counted: each logged activity and deduction (by item,
+    date, points and role) and each veto, with how many times it occurs."""
+    out: dict[tuple, dict[tuple, int]] = {}
+    for e in rows:
+        ref = ((e.get("branch") or "").lstrip("'"), str(e.get("seq") or ""))
+        if ref not in wanted:
+            continue
+        part = e.get("part") or ""
+        if part == "一票否决":
+            fact: tuple = (part, e.get("item") or "", "", "", "")
+        elif part in _LOGGED and e.get("row") and e.get("sheet") and (e.get("item") or "") != "扣完为止":
+            fact = (part, (e.get("item") or "").lstrip("'"), e.get("date") or "", e.get("raw") or "",
+                    e.get("multiplier") or "")
+        else:
+            continue  # base points come from the marks; caps, floors and prorating follow from the rest
+        facts = out.setdefault(ref, {})
+        facts[fact] = facts.get(fact, 0) + 1
+    return out
+
+
+def _fact_reasons(before: dict[tuple, int], after: dict[tuple, int]) -> list[str]:
+    reasons = []
+    for fact in sorted(set(before) | set(after)):
+        gone, added = before.get(fact, 0) - after.get(fact, 0), after.get(fact, 0) - before.get(fact, 0)
+        reasons += [_in_words("删除", fact)] * max(gone, 0) + [_in_words("新增", fact)] * max(added, 0)
+    return reasons
+
+
+def _in_words(verb: str, fact: tuple) -> str:
+    part, item, date, raw, multiplier = fact
+    if part == "一票否决":
+        return f"{'取消' if verb == '删除' else '新增'}一票否决：{item}"
+    if part == "扣分":
+        return f"{verb}扣分：{item} {date}".rstrip()
+    leading = f"（带头作用×{multiplier}）" if multiplier not in ("", "1") else ""
+    return f"{verb}激励积分：{item} {raw}分{leading} {date}".rstrip()
+
+
+def carry_history(out: Path, staging: Path, previous: dict[str, Any]) -> str | None:
+    """The previous run's scores, ledger, marks, run.json and notices move under 历史/<its run time>/, after the
+    history it already had. Returns that folder's name (None: there was no previous run)."""
     old_history = out / HISTORY
     new_history = staging / HISTORY
     if (out / SENT_LOG).exists():  # what `send` already mailed stays known, so nothing goes twice
@@ -158,16 +349,40 @@ def carry_history(out: Path, staging: Path, previous: dict[str, Any]) -> None:
     if old_history.is_dir():
         shutil.copytree(old_history, new_history, dirs_exist_ok=True)
     if previous:
-        target = new_history / history_name(previous)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("scores.csv", "ledger.csv", "run.json"):
+        known = previous.get("run_at")
+        stamp = history_name(previous) if known else _stamp(_modified(out / "scores.csv") or "上次")
+        target, n = new_history / stamp, 2
+        while target.exists():  # two runs of unknown time never overwrite each other
+            target, n = new_history / f"{stamp}_{n}", n + 1
+        target.mkdir(parents=True)
+        for name in ("scores.csv", "ledger.csv", "marks.csv", "run.json"):
             if (out / name).exists():
                 shutil.copy2(out / name, target / name)
+        branches = out / BRANCHES
+        for notice in sorted(branches.glob("*/*.html")) if branches.is_dir() else []:
+            (target / BRANCHES / notice.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(notice, target / BRANCHES / notice.parent.name / notice.name)
+        return target.name
+    return None
+
+
+def _stamp(run_at: str) -> str:
+    """The folder of 历史/ that keeps the run of that time."""
+    return safe_component(str(run_at).replace(":", ""), "上次")
+
+
+def _modified(path: Path) -> str | None:
+    import datetime as dt
+
+    try:
+        return "时间不明-" + dt.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%dT%H%M%S")
+    except OSError:
+        return None
 
 
 def history_name(previous: dict[str, Any]) -> str:
     """The folder under 历史/ that keeps a previous run: named by its run time."""
-    return safe_component(str(previous.get("run_at", "上次")).replace(":", ""), "上次")
+    return _stamp(previous.get("run_at") or "上次")
 
 
 def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunOptions,
@@ -197,6 +412,9 @@ def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunO
         "changes": report.changes,
         "mail_held": report.mail_held,
         "previous_run": previous.get("run_at"),
+        "first_run": report.first_run,
+        "changes_since_first": report.changes_since_first,
+        "comparison_notes": report.comparison_notes,
         "outputs": outputs,
     }
     atomic_write_text(staging / "run.json", json.dumps(manifest, ensure_ascii=False, indent=2, default=str))

@@ -46,7 +46,9 @@ class FileResult:
     reason: str = ""
     members: list[dict[str, Any]] = field(default_factory=list)
     ledger_rows: bytes = b""  # this branch's rows of ledger.csv, formatted in the worker: small to carry back
+    marks_rows: bytes = b""  # this branch's rows of marks.csv: each member's mark at each event
     flags: int = 0
+    base_max: float | None = None  # the most base points the branch's grid gives in the period
     email: str | None = None
     outputs: list[str] = field(default_factory=list)  # relative to OUT
     source: str = ""  # the file in INBOX, for a marked copy made after the fact
@@ -66,7 +68,11 @@ class RunReport:
     period: str
     files: list[FileResult]
     missing: list[str]
-    changes: list[dict[str, Any]]
+    changes: list[dict[str, Any]]  # since the previous run
+    changes_since_first: list[dict[str, Any]] = field(default_factory=list)  # since the scores first posted
+    first_run: str | None = None  # when the first run of this year and period was (历史/)
+    comparison_notes: list[str] = field(default_factory=list)  # what of the previous run could not be compared
+    history_folder: str | None = None  # where under 历史/ this run put the previous one
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
     kept: list[str] = field(default_factory=list)  # files of the old OUT pointsbatch did not write, carried over
     mail_held: list[dict[str, Any]] = field(default_factory=list)  # feedback mailed to nobody (recipients.py)

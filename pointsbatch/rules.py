@@ -101,8 +101,9 @@ class Rules:
         keys = items_in_period if items_in_period is not None else [e.item for e in spec.GRID_EVENTS]
         return float(sum(points[k] for k in keys))
 
-    def summary(self) -> list[tuple[str, str]]:
-        """The settings as (说明, 值) pairs, for the sheet that states the rules applied."""
+    def summary(self, graded: bool = True) -> list[tuple[str, str]]:
+        """The settings as (说明, 值) pairs, for the sheet that states the rules applied; without the grades' marks
+        and the reward for a period that is not graded (the half year)."""
         b, i, g = self.base, self.incentive, self.grades
         rows = [("积分办法", self.name), ("规则文件摘要", self.digest[:16])]
         rows += [(f"基础分：{item.name}（每次）", _num(item.points)) for item in b.items]
@@ -117,12 +118,15 @@ class Rules:
             ("负面清单每次扣分", _num(self.negative.deduction_per_occurrence)),
             ("连续不参加组织生活否决月数", str(self.veto.absence_months)),
             ("免于积分管理年龄", f"{self.exempt_age}周岁"),
-            ("合格分数线", _num(g.pass_mark)),
-            ("评先评优分数线", _num(g.honours_mark)),
-            ("优秀分数线", _num(g.excellent_mark)),
-            ("奖励标准上限（元/分）", _num(g.max_reward_rate)),
-            ("公示天数不少于", str(self.notice_days)),
         ]
+        if graded:
+            rows += [
+                ("合格分数线", _num(g.pass_mark)),
+                ("评先评优分数线", _num(g.honours_mark)),
+                ("优秀分数线", _num(g.excellent_mark)),
+                ("奖励标准上限（元/分）", _num(g.max_reward_rate)),
+            ]
+        rows.append(("公示天数不少于", str(self.notice_days)))
         return rows
 
 
@@ -266,6 +270,17 @@ class Period:
     label: str
     last_month: int
     info_date_key: str  # the 支部信息 key holding the committee's approval date
+
+    @property
+    def graded(self) -> bool:
+        """Grades, 评先评优 and rewards are defined on the year's score only (RULES.md, the cycle)."""
+        return self.last_month == 12
+
+    def of(self, year: int | None) -> str:
+        """The period as a heading names it: 2026年度, 2026年上半年 (names.period_title, for templates)."""
+        from .names import period_title
+
+        return period_title(year or None, self.key)
 
 
 PERIODS = {

@@ -18,7 +18,7 @@ from .rules import PERIODS, Period, Rules
 from .validate import Branch
 from .workbook import spec
 
-LEDGER_COLUMNS = ["seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier", "points", "note"]
+LEDGER_COLUMNS = ["seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier", "points", "note", "date"]
 PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO = "基础分", "激励分", "扣分", "一票否决"
 
 
@@ -30,6 +30,7 @@ class Scores:
     members: pd.DataFrame
     ledger: pd.DataFrame
     flags: pd.DataFrame
+    base_max: float = 0.0  # the most base points this branch's grid gives in the period (27 for a default half)
 
 
 def round_half_up(values: pd.Series | float, decimals: int) -> pd.Series | float:
@@ -73,7 +74,14 @@ def score_branches(branches: list[Branch], rules: Rules, period: str = "annual",
             table["branch"] = owner
         tables[name] = table
     whole = _score(tables, rules, per, rates, detail)
-    return _split(whole, branch_of, seq_of, len(branches), detail)
+    att = tables["attendance"]
+    in_period = att[att["month"] <= per.last_month] if len(att) else att
+    base_max = (in_period.drop_duplicates(["branch", "event"]).assign(value=in_period["item"].map(
+        rules.base.points())).groupby("branch")["value"].sum() if len(in_period) else pd.Series(dtype=float))
+    split = _split(whole, branch_of, seq_of, len(branches), detail)
+    for b, part in enumerate(split):
+        part.base_max = float(base_max.get(b, 0.0))
+    return split
 
 
 _SEQ_SPAN = 1 << 32  # above any 序号 a workbook can hold
@@ -98,8 +106,10 @@ def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Seri
     vetoes = collect_vetoes(_in_period(t["veto"], per, seqs), absence, rules)
     ledger = pd.concat([ledger, veto_ledger(ledger, vetoes)], ignore_index=True)
     ledger["name"] = ledger["seq"].map(names) if detail else None
-    members = member_totals(roster, ledger, vetoes, rates, rules)
-    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names) if detail else \
+    if "date" not in ledger:  # only logged activities, deductions and vetoes carry a date
+        ledger["date"] = None
+    members = member_totals(roster, ledger, vetoes, rates, rules, per)
+    flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names, per) if detail else \
         pd.DataFrame(columns=["seq", "name", "flag", "note"])
     return Scores(per, members, ledger[LEDGER_COLUMNS], flags)
 
@@ -203,6 +213,7 @@ def incentive_ledger(log: pd.DataFrame, rules: Rules, detail: bool = True) -> pd
         "multiplier": mult, "points": log["points"].values.astype(float) * mult,
         "note": np.where(log["leading"], "带头作用，" + _n(inc.leading_multiplier) + "倍计分",
                          "") + log["content"].fillna("").astype(str).map(lambda t: t[:40]).values if detail else "",
+        "date": log["date"].values,
     })
     cap = inc.effective_item_cap()
     sums = rows.groupby(["seq", "item"], sort=False)["points"].sum().reset_index()
@@ -230,6 +241,7 @@ def deduction_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         "seq": log["seq"].values, "part": PART_DEDUCTION, "item": log["case"].values,
         "sheet": spec.NEGATIVE.name, "row": log["row"].values, "cell": log["cell"].values,
         "raw": 1.0, "multiplier": 1.0, "points": -each, "note": f"发现一次扣{_n(each)}分",
+        "date": log["date"].values,
     })
 
 
@@ -310,8 +322,10 @@ def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:
 
 
 def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFrame, rates: pd.Series,
-                  rules: Rules) -> pd.DataFrame:
-    """A row per member; `rates` is each member's branch's reward per point (NaN: none), by member key."""
+                  rules: Rules, per: Period = PERIODS["annual"]) -> pd.DataFrame:
+    """A row per member; `rates` is each member's branch's reward per point (NaN: none), by member key.
+
+    Grades, 评先评优 and rewards are defined on the year's score only: a half-year row leaves them blank."""
     g = rules.grades
     by_part = ledger.groupby(["seq", "part"])["points"].sum().unstack(fill_value=0.0)
     by_part = by_part.reindex(columns=[PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO], fill_value=0.0)
@@ -333,6 +347,8 @@ def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFra
     out["reward"] = np.where((total >= g.pass_mark) & ~np.isnan(rate), np.round(total * rate, 2), np.nan)
     for col in ("base", "incentive", "deductions", "total", "total_exact", "reward"):
         out.loc[exempt, col] = np.nan
+    if not per.graded:
+        out["grade"], out["honours"], out["reward"] = "", "", np.nan
     out.loc[exempt, "grade"] = "免于积分管理"
     out.loc[exempt, "honours"] = ""
     out.loc[exempt, "veto"] = ""
@@ -340,22 +356,22 @@ def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFra
 
 
 def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.DataFrame, att: pd.DataFrame,
-                      veto_log: pd.DataFrame, rules: Rules, names: dict) -> pd.DataFrame:
-    """Totals near a grade boundary, vetoes detected rather than logged, activity beyond an item's cap, dues."""
+                      veto_log: pd.DataFrame, rules: Rules, names: dict,
+                      per: Period = PERIODS["annual"]) -> pd.DataFrame:
+    """What a person must decide: totals just below a grade's mark (in a graded period), vetoes detected rather
+    than logged, dues unpaid for months. An item's cap is explained in the ledger, not flagged."""
     g = rules.grades
     flags = []
-    scored = members[~members["exempt"]]
-    for mark in (g.pass_mark, g.honours_mark, g.excellent_mark):
-        near = scored[(scored["total"] - mark).abs() <= g.boundary_margin]
-        flags += [(s, "临界分数", f"总分{_n(t)}，距{_n(mark)}分线不足{_n(g.boundary_margin)}分，请复核")
+    scored = members[~members["exempt"] & (members["veto"] == "")]
+    for mark in (g.pass_mark, g.honours_mark, g.excellent_mark) if per.graded else ():
+        near = scored[(scored["total"] < mark) & (scored["total"] >= mark - g.boundary_margin)]
+        flags += [(s, "临界分数", f"总分{_n(t)}，比{_n(mark)}分线低{_n(round(mark - t, g.decimals))}分，"
+                                  "请核对有无漏记或误记")
                   for s, t in zip(near["seq"], near["total"], strict=True)]
     logged = set(zip(veto_log["seq"], veto_log["condition"], strict=True)) if not veto_log.empty else set()
     for s, start, end in zip(absence["seq"], absence["start"], absence["end"], strict=True):
         if (s, rules.veto.grid_condition) not in logged:
             flags.append((s, "自动识别否决", f"根据基础积分表，{start}月至{end}月连续无故未参加组织生活，支部未登记，请核实"))
-    capped = ledger[ledger["note"] == cap_note(rules.incentive.effective_item_cap())]
-    items = capped.groupby("seq", sort=False)["item"].agg(lambda i: "」「".join(i))
-    flags += [(s, "超出封顶", f"「{i}」登记的活动超过单项封顶，超出部分未计分") for s, i in items.items()]
     dues = att[att["item"] == "dues"]
     if not dues.empty:
         unpaid = (dues["mark"] == "absent").groupby([dues["seq"], dues["month"]]).any().unstack(fill_value=False)

@@ -149,6 +149,7 @@ def _with_ceiling(problems: list[Problem]) -> list[Problem]:
 
 MAX_NAME_LENGTH = 30  # no person's name is longer; longer text is a mistake (or worse)
 MAX_BRANCH_NAME_LENGTH = 60
+HALF_YEAR_LAST_MONTH = PERIODS["h1"].last_month  # an annual run over a workbook blank after it: filled to June
 
 _KIND_CODES = {
     "int": "not_an_integer",
@@ -411,7 +412,14 @@ class _Context:
                          raw[i] if value is None else (names.get(row) or ""), row=row, header=event.header)
 
         report("attendance_not_mark", invalid)
-        report("attendance_blank", blank & (months_of <= self.period.last_month), value=True)
+        in_period = months_of <= self.period.last_month
+        later = months_of > HALF_YEAR_LAST_MONTH
+        if self.period.last_month > HALF_YEAR_LAST_MONTH and n and later.any() and blank[later].all():
+            # a workbook filled only to June, run for the year: one problem saying so, not one per blank cell
+            first = int(np.flatnonzero(later)[0])
+            self.add("second_half_blank", sheet, f"{grid.letters[events[event_of[first]].header]}{int(rows[first])}")
+            in_period = in_period & ~later
+        report("attendance_blank", blank & in_period, value=True)
         report("attendance_leave_for_dues", leave & np.repeat([e.dues for e in events], n))
         letters = [grid.letters[h] for h in headers]
         self.attendance = pd.DataFrame({

@@ -16,7 +16,7 @@ from typing import Any
 
 from .display import printable
 from .files import safe_component, sha256_or_blank
-from .history import ledger_rows
+from .history import ledger_rows, marks_rows
 from .model import FileResult
 from .names import BRANCHES
 from .render.feedback import write_feedback
@@ -71,6 +71,7 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
                                run_at=job.run_at)
             else:
                 accepted.append((i, job, result, validation.branch))
+                result.problems = [*result.problems, *_notice_warnings(job, book, validation.branch)]
         except OSError:
             raise
         except Exception as exc:
@@ -98,6 +99,20 @@ def _crashed(job: Job, exc: Exception) -> FileResult:
                      problems=[problem("internal_error", "", "", detail=detail)])
     write_feedback(job.path, res, job.staging, readable=False, run_at=job.run_at)
     return res
+
+
+def _notice_warnings(job: Job, book: Any, branch: Any) -> list[Any]:
+    """A warning when the notice would start before the committee fixed the scores (结果公示 follows 支部核定)."""
+    period = PERIODS[job.period]
+    approval = branch.info.approval_date(period)
+    if approval is None or job.notice_start >= approval:
+        return []
+    from .workbook import spec
+
+    cell = book.info.get(period.info_date_key, (None, ""))[1]
+    label = next(k.label for k in spec.INFO_KEYS if k.key == period.info_date_key)
+    return [problem("notice_before_approval", spec.INFO_SHEET, cell, approval,
+                    detail=job.notice_start.isoformat(), header=label)]
 
 
 def _read(job: Job) -> tuple[FileResult, Any]:
@@ -162,7 +177,9 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     result.status = "accepted"
     result.members = [{**m, "branch": branch.info.name} for m in members]
     result.ledger_rows = ledger_rows(branch.info.name, ledger)
+    result.marks_rows = marks_rows(branch.info.name, branch.attendance, PERIODS[job.period].last_month)
     result.flags = len(scores.flags)
+    result.base_max = scores.base_max
     result.email = branch.info.email
     result.outputs = [str(results_rel), str(notice_rel), str(slips_rel)]
     from .supervision import branch_figures

@@ -48,21 +48,28 @@ def table(ws, title: str, headers: list[tuple[str, int]], cells: list[str], loop
     ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
+def graded(label: str, otherwise: str = "") -> str:
+    """A header shown only in a graded (annual) run: a half year has no grades, 评先评优 or rewards."""
+    return "{{ '" + label + "' if period.graded else '" + otherwise + "' }}"
+
+
 def results_template() -> Workbook:
     wb = Workbook()
     ws = wb.active
     ws.title = "积分结果"
     table(
         ws,
-        "{{ branch.name }}{{ branch.year }}年{{ period.label }}党员积分结果",
+        "{{ branch.name }}{{ title }}党员积分结果",
         [("序号", 6), ("姓名", 10), ("党员类别", 10), ("基础分", 8), ("激励分", 8), ("扣分", 7),
-         ("一票否决", 20), ("总分", 8), ("等次", 12), ("可评先评优", 10), ("奖励上限（元）", 12), ("上半年总分", 10)],
+         ("一票否决", 20), ("总分", 8), (graded("等次"), 12), (graded("可评先评优"), 10),
+         (graded("奖励上限（元）"), 12), (graded("上半年总分"), 10)],
         ["{{ m.seq }}", "{{ m.name }}", "{{ m.category }}", "{{ m.base }}", "{{ m.incentive }}",
          "{{ m.deductions }}", "{{ m.veto }}", "{{ m.total }}", "{{ m.grade }}", "{{ m.honours }}",
          "{{ m.reward }}", "{{ m.h1_total }}"],
         "{%row for m in members %}",
         {4: "0.0", 5: "0.0", 6: "0.0", 8: "0.0", 11: "0.00", 12: "0.0"},
-        subtitle="积分记录员：{{ branch.recorder }}　支委会核定日期：{{ approval_date }}　计分日期：{{ run_date }}",
+        subtitle="积分记录员：{{ branch.recorder }}　支委会核定日期：{{ approval_date }}　计分日期：{{ run_date }}"
+                 "　{{ maximum }}",
     )
     ws = wb.create_sheet("积分明细")
     table(
@@ -94,30 +101,34 @@ def summary_template() -> Workbook:
     ws.title = "各支部汇总"
     table(
         ws,
-        "{{ year ~ '年' if year else '' }}{{ period.label }}全镇党员积分汇总",
-        [("支部名称", 24), ("状态", 10), ("党员数", 8), ("参加积分", 9), ("免于积分管理", 12), ("优秀", 7),
-         ("合格", 7), ("不合格", 7), ("平均分", 8), ("说明", 40)],
+        "{{ period.of(year) }}全镇党员积分汇总",
+        [("支部名称", 24), ("状态", 10), ("党员数", 8), ("参加积分", 9), ("免于积分管理", 12),
+         (graded("优秀", "最高分"), 7), (graded("合格", "最低分"), 7), (graded("不合格", "基础分满分"), 7),
+         ("平均分", 8), ("说明", 40)],
         ["{{ b.name }}", "{{ b.status }}", "{{ b.members }}", "{{ b.scored }}", "{{ b.exempt }}",
-         "{{ b.excellent }}", "{{ b.passed }}", "{{ b.failed }}", "{{ b.average }}", "{{ b.note }}"],
+         "{{ b.excellent if period.graded else b.highest }}", "{{ b.passed if period.graded else b.lowest }}",
+         "{{ b.failed if period.graded else b.base_max }}", "{{ b.average }}", "{{ b.note }}"],
         "{%row for b in branches %}",
         {9: "0.0"},
         subtitle="计分日期：{{ run_date }}　收到工作簿{{ counts.files }}份，通过{{ counts.accepted }}份，退回{{ counts.rejected }}份，未报送{{ counts.missing }}个支部",
     )
     supervision_sheet(wb.create_sheet("支部工作情况"))
     member_cols = [("支部名称", 24), ("序号", 6), ("姓名", 10), ("党员类别", 10), ("基础分", 8), ("激励分", 8),
-                   ("扣分", 7), ("一票否决", 20), ("总分", 8), ("等次", 12), ("可评先评优", 10), ("奖励上限（元）", 12)]
+                   ("扣分", 7), ("一票否决", 20), ("总分", 8), (graded("等次"), 12), (graded("可评先评优"), 10),
+                   (graded("奖励上限（元）"), 12)]
     member_cells = ["{{ m.branch }}", "{{ m.seq }}", "{{ m.name }}", "{{ m.category }}", "{{ m.base }}",
                     "{{ m.incentive }}", "{{ m.deductions }}", "{{ m.veto }}", "{{ m.total }}", "{{ m.grade }}",
                     "{{ m.honours }}", "{{ m.reward }}"]
     formats = {5: "0.0", 6: "0.0", 7: "0.0", 9: "0.0", 12: "0.00"}
     table(wb.create_sheet("全部党员"), "全镇党员积分", member_cols, member_cells, "{%row for m in members %}", formats)
-    table(wb.create_sheet("不合格名单"), "年度积分不合格党员名单", member_cols, member_cells,
+    # sheet titles that are expressions: left out of a half-year summary, which has no grades
+    table(wb.create_sheet("{{'不合格名单' if period.graded}}"), "年度积分不合格党员名单", member_cols, member_cells,
           "{%row for m in failed %}", formats)
-    table(wb.create_sheet("优秀名单"), "年度积分优秀党员名单", member_cols, member_cells,
+    table(wb.create_sheet("{{'优秀名单' if period.graded}}"), "年度积分优秀党员名单", member_cols, member_cells,
           "{%row for m in excellent %}", formats)
     ws = wb.create_sheet("统计图")
-    ws.cell(1, 1, "{{ year ~ '年' if year else '' }}{{ period.label }}积分统计图").font = Font(bold=True, size=14)
-    ws.cell(3, 1, "等次")
+    ws.cell(1, 1, "{{ period.of(year) }}积分统计图").font = Font(bold=True, size=14)
+    ws.cell(3, 1, graded("等次", "积分段"))
     ws.cell(3, 2, "人数")
     ws.cell(4, 1, "{%row for g in grade_counts %}{{ g[0] }}")
     ws.cell(4, 2, "{{ g[1] }}")

@@ -221,7 +221,7 @@ def test_a_results_template_resaved_by_libreoffice_still_renders(tmp_path):
     assert result.exit_code == 0, result.output
     wb = load_workbook(next((tmp_path / "out" / "支部" / "第一党支部").glob("*.xlsx")))
     ws = wb["积分结果"]
-    assert ws["A1"].value == "第一党支部2026年年度党员积分结果"
+    assert ws["A1"].value == "第一党支部2026年度党员积分结果"
     assert [ws.cell(r, 2).value for r in (4, 5)] == ["张三", "李四"] and ws["H4"].value == 60  # all √: base 60
     assert ws["A3"].fill.fgColor.rgb.endswith("C00000") and ws["B5"].border.left.style == "thin"
     assert "A1:L1" in {str(r) for r in ws.merged_cells.ranges}

@@ -209,9 +209,18 @@ def test_no_rate_means_no_reward(wb):
     assert member_row(s)["reward"] != member_row(s)["reward"]  # NaN
 
 
-def test_total_within_a_point_of_a_boundary_is_flagged(wb):
-    s = _total(wb, 0.5)
-    assert "临界分数" in set(s.flags["flag"])
+def test_total_just_below_a_mark_is_flagged_and_says_so_truly(wb):
+    s = _total(wb, 19.5)
+    near = s.flags[s.flags["flag"] == "临界分数"]
+    assert list(near["seq"]) == [1]
+    assert near["note"].iloc[0].startswith("总分79.5，比80分线低0.5分")
+
+
+@pytest.mark.parametrize("extra", [20, 21, 0.5])
+def test_total_at_or_above_a_mark_is_not_flagged(wb, extra):
+    # 81 is not "within 1 point" of anything a person must decide: the margin applies below a mark only
+    s = _total(wb, extra)
+    assert "临界分数" not in set(s.flags["flag"])
 
 
 def test_exempt_member_is_listed_but_not_scored(wb):
@@ -278,12 +287,22 @@ def test_round_half_up():
     assert round_half_up(0.05, 1) == 0.1
 
 
-def test_activity_beyond_caps_is_one_flag_per_member(wb):
+def test_activity_beyond_caps_is_explained_in_the_ledger_not_flagged(wb):
     s = score(wb(incentive=[act("张三", "志愿服务", 4), act("张三", "志愿服务", 1), act("张三", "结对帮扶", 3, "是"),
                             act("李四", "志愿服务", 3)]))
-    capped = s.flags[s.flags["flag"] == "超出封顶"]
-    assert list(capped["seq"]) == [1]
-    assert "「志愿服务」「结对帮扶」" in capped["note"].iloc[0]
+    assert s.flags.empty  # nothing for a person to decide
+    capped = s.ledger[s.ledger["note"].str.startswith("单项封顶")]
+    assert sorted(zip(capped["seq"], capped["item"], capped["points"], strict=True)) == [
+        (1, "志愿服务", -1.0), (1, "结对帮扶", -2.0)]
+
+
+def test_a_half_year_has_no_grade_no_reward_and_no_mark_to_flag(wb):
+    s = score(wb(incentive=[act("张三", "志愿服务", 3)]), period="h1")
+    row = member_row(s)
+    assert (row["base"], row["total"], row["grade"], row["honours"]) == (27.0, 30.0, "", "")
+    assert row["reward"] != row["reward"]  # NaN: a reward is for the year
+    assert s.base_max == 27.0
+    assert "临界分数" not in set(s.flags["flag"])
 
 
 def test_cell_ranges_join_neighbouring_cells_per_group():

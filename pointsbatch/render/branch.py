@@ -9,7 +9,7 @@ from typing import Any, overload
 
 import pandas as pd
 
-from ..jinja import render_text, template_path
+from ..jinja import format_number, render_text, template_path
 from ..rules import Rules
 from ..score import Scores
 from ..validate import Branch
@@ -88,17 +88,22 @@ def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, r
     `members` and `ledger` are `member_rows(scores, h1)` and `records(scores.ledger)`, made once by the caller.
     """
     approval = branch.info.approval_date(scores.period)
+    period = scores.period
     context = {
         "branch": branch.info,
-        "period": scores.period,
+        "period": period,
+        "title": period.of(branch.info.year),
         "approval_date": approval.isoformat() if approval else "",
         "run_date": run_date.isoformat(),
+        "maximum": period_maximum(scores, rules),
         "members": members,
         "ledger": ledger,
         "flags": records(scores.flags),
         "objections": records(branch.objections[["date", "name", "content", "finding", "outcome"]])
         if not branch.objections.empty else [],
-        "rules": rules.summary() + [("计分期间", scores.period.label), ("计分日期", run_date.isoformat())],
+        "rules": rules.summary(graded=period.graded) + [
+            ("计分期间", period.label), ("本期基础分满分", format_number(scores.base_max)),
+            ("计分日期", run_date.isoformat())],
     }
     render_xlsx(template_path(RESULTS_TEMPLATE), context, target, created=run_at)
 
@@ -113,20 +118,43 @@ def notice_period(branch: Branch, rules: Rules, start: dt.date, contact: str | N
     }
 
 
+def period_maximum(scores: Scores, rules: Rules) -> str:
+    """The half's maximum, said once where a half-year score is shown (blank for the year, graded by its marks)."""
+    if scores.period.graded:
+        return ""
+    return render_text("period_maximum.txt", base_max=scores.base_max, incentive_max=rules.incentive.total_cap,
+                       period=scores.period.label).strip()
+
+
 def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None) -> dict:
-    """What the public notice shows: names, scores and grades only (no birth dates, no reasons)."""
+    """What the public notice shows: names, scores and grades only (no birth dates, no reasons). A vetoed member's
+    parts are left blank beside the total 0, so the row does not read as a sum that is wrong."""
     m = scores.members
     scored = m[~m["exempt"]].sort_values("seq")
+    rows = records(scored[["seq", "name", "base", "incentive", "deductions", "total", "grade", "veto"]])
+    rows.columns["vetoed"] = [bool(v) for v in rows.columns.pop("veto")]  # only whether: the reason stays private
     return {
         "branch": branch.info.name,
         "year": branch.info.year,
         "period": scores.period.label,
-        "members": records(scored[["seq", "name", "base", "incentive", "deductions", "total", "grade"]]),
+        "title": scores.period.of(branch.info.year),
+        "graded": scores.period.graded,
+        "base_max": scores.base_max,
+        "incentive_max": rules.incentive.total_cap,
+        "maximum": period_maximum(scores, rules),
+        "members": rows,
+        "any_vetoed": any(rows.columns["vetoed"]),
         "exempt": list(m[m["exempt"]].sort_values("seq")["name"]),
         **notice_period(branch, rules, start, contact),
         "recorder": branch.info.recorder,
         "rules_name": rules.name,
     }
+
+
+def notice_before_approval(branch: Branch, scores: Scores, start: dt.date) -> dt.date | None:
+    """The committee's 核定日期 when the notice would start before it (scores are posted once fixed), else None."""
+    approval = branch.info.approval_date(scores.period)
+    return approval if approval is not None and start < approval else None
 
 
 def render_notice(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None) -> str:

@@ -132,7 +132,8 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
         names = [p.name for p in attachments]
         context = {
             "accepted": res.status == "accepted", "branch": res.branch, "file": res.name, "year": res.year or year,
-            "period": PERIODS[options.period].label, "days": rules.notice_days, "flags": res.flags,
+            "period": PERIODS[options.period].label, "title": PERIODS[options.period].of(res.year or year),
+            "days": rules.notice_days, "flags": res.flags,
             **{key: next((n for n in names if n.endswith(end)), "") for key, end in ATTACHMENTS.items()},
             "errors": res.errors,
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],

@@ -60,7 +60,7 @@ def _add_charts(book: Rendered, context: dict[str, Any]) -> None:
     chart = wb.add_chart({"type": "column"})
     chart.add_series({"name": [sheet, 2, 1], "categories": [sheet, 3, 0, 2 + len(grades), 0],
                       "values": [sheet, 3, 1, 2 + len(grades), 1], "fill": {"color": "#C00000"}})
-    chart.set_title({"name": "各等次人数"})
+    chart.set_title({"name": "各等次人数" if context["period"].graded else f"{context['period'].label}积分分布"})
     chart.set_y_axis({"name": "人数", "min": 0})
     chart.set_legend({"none": True})
     chart.set_size({"width": 600, "height": 300})
@@ -78,7 +78,7 @@ def _add_charts(book: Rendered, context: dict[str, Any]) -> None:
         bars.add_series({"name": [sheet, start, 1], "categories": [sheet, start + 1, 0, start + len(averages), 0],
                          "values": [sheet, start + 1, 1, start + len(averages), 1], "fill": {"color": "#2F5597"}})
         bars.set_title({"name": "各支部平均分"})
-        bars.set_x_axis({"min": 0, "max": 100})  # in a bar chart the value axis is the horizontal one
+        bars.set_x_axis({"min": 0, "max": context.get("average_max", 100)})  # in a bar chart the value axis is the horizontal one
         bars.set_y_axis({"reverse": True})  # branches top to bottom in the table's order
         bars.set_legend({"none": True})
         bars.set_size({"width": 600, "height": max(230, 23 * len(averages) + 75)})
@@ -103,7 +103,7 @@ def bar_chart(pairs: list[tuple[str, float]], width: int = 640, bar: int = 22, m
 def render_index(context: dict[str, Any]) -> str:
     grades = bar_chart([(g, n) for g, n in context["grade_counts"]], color="#c00000")
     averages = bar_chart([(b["name"], b["average"]) for b in context["branches"] if b["average"] is not None],
-                         max_value=100, color="#2f5597")
+                         max_value=context["average_max"], color="#2f5597")
     from .supervision import attendance_pairs
 
     attendance = bar_chart(attendance_pairs(context["supervision"]), max_value=100, color="#548235")
@@ -113,6 +113,27 @@ def render_index(context: dict[str, Any]) -> str:
 
 def all_members(report: RunReport) -> list[dict[str, Any]]:
     return [m for f in report.files if f.status == "accepted" for m in f.members]
+
+
+_NO_FIGURES = dict.fromkeys(("members", "scored", "exempt", "excellent", "passed", "failed", "average", "highest",
+                             "lowest", "base_max"))
+
+BAND = 10  # points per band of the half year's distribution
+
+
+def point_bands(totals: list[float], top: float) -> list[tuple[str, int]]:
+    """How many members scored in each band of `BAND` points, from 0 up to the period's maximum `top`: the
+    half year's picture, which has no grades."""
+    import math
+
+    edges = list(range(0, max(BAND, math.ceil(max([top, *totals]) / BAND) * BAND), BAND))
+    counts = [0] * len(edges)
+    for t in totals:
+        counts[min(int(t // BAND), len(edges) - 1)] += 1
+    labels = [f"{lo}–{format_number(lo + BAND - 0.1)}分" for lo in edges[:-1]]
+    last = max([top, *totals])
+    labels.append(f"{edges[-1]}–{format_number(last)}分" if last > edges[-1] else f"{edges[-1]}分")
+    return list(zip(labels, counts, strict=True))
 
 
 def branch_rows(report: RunReport) -> list[dict[str, Any]]:
@@ -127,6 +148,8 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
             rows.append({
                 "name": f.branch, "status": "通过", "members": len(ms), "scored": len(scored),
                 "exempt": len(ms) - len(scored),
+                "highest": max(totals) if totals else None, "lowest": min(totals) if totals else None,
+                "base_max": f.base_max,
                 "excellent": sum(m["grade"] == "优秀" for m in scored),
                 "passed": sum(m["grade"] == "合格" for m in scored),
                 "failed": sum(m["grade"] == "不合格" for m in scored),
@@ -134,11 +157,9 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
                 "note": f"{f.flags}处需复核" if f.flags else "",
             })
         else:
-            rows.append({"name": f.branch or f.name, "status": "退回", "members": None, "scored": None,
-                         "exempt": None, "excellent": None, "passed": None, "failed": None, "average": None,
+            rows.append({**_NO_FIGURES, "name": f.branch or f.name, "status": "退回",
                          "note": f"{f.errors}处错误，已退回修改（文件 {f.name}）"})
-    rows += [{"name": n, "status": "未报送", "members": None, "scored": None, "exempt": None, "excellent": None,
-              "passed": None, "failed": None, "average": None, "note": "未收到工作簿"} for n in report.missing]
+    rows += [{**_NO_FIGURES, "name": n, "status": "未报送", "note": "未收到工作簿"} for n in report.missing]
     return rows
 
 
@@ -147,25 +168,39 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
 
     members = all_members(report)
     scored = [m for m in members if not m["exempt"]]
-    grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in ("优秀", "合格", "不合格", "免于积分管理")]
+    period = PERIODS[report.period]
+    base_max = max((f.base_max or 0.0 for f in report.files if f.status == "accepted"), default=rules.base_max())
+    top = base_max + rules.incentive.total_cap  # the most a member could have in the period
+    if period.graded:
+        grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in ("优秀", "合格", "不合格", "免于积分管理")]
+    else:  # a half year has no grades: how its points are spread
+        grade_counts = point_bands([m["total"] for m in scored], top)
     return {
         "year": report.year,
-        "period": PERIODS[report.period],
+        "period": period,
+        "average_max": top,
+        "maximum": "" if period.graded else render_text(
+            "period_maximum.txt", period=period.label, incentive_max=rules.incentive.total_cap,
+            base_max=base_max).strip(),
         "run_date": options.run_date.isoformat(),
         "run_at": options.run_at,
         "rules_name": rules.name,
         "branches": branch_rows(report),
         "supervision": supervision_rows(report.files, report.missing),
         "members": members,
-        "failed": [m for m in scored if m["grade"] == "不合格"],
-        "excellent": [m for m in scored if m["grade"] == "优秀"],
+        "failed": [m for m in scored if m["grade"] == "不合格"] if period.graded else [],
+        "excellent": [m for m in scored if m["grade"] == "优秀"] if period.graded else [],
         "grade_counts": grade_counts,
         "counts": {
             "files": len(report.files), "accepted": report.count("accepted"), "rejected": report.count("rejected"),
             "ignored": report.count("ignored"), "missing": len(report.missing), "scored": len(scored),
         },
         "changes": report.changes,
-        "previous_run": previous.get("run_at", ""),
+        "previous_run": previous.get("run_at", "") or ("时间不明" if previous else ""),
+        "changes_since_first": report.changes_since_first,
+        "first_run": report.first_run,
+        "first_is_previous": bool(previous) and previous.get("first") is previous,
+        "comparison_notes": report.comparison_notes,
         "problem_files": [
             {"name": f.name, "branch": f.branch, "errors": f.errors,
              "first": next((p.message for p in f.problems if p.is_error), "")}
@@ -177,11 +212,12 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
 
 
 def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any]) -> None:
-    """scores.csv, ledger.csv and index.html (全镇汇总.xlsx is written by `write_summary`, in a worker)."""
-    from ..history import write_ledger_csv
+    """scores.csv, ledger.csv, marks.csv and index.html (全镇汇总.xlsx is written by `write_summary`, in a worker)."""
+    from ..history import write_ledger_csv, write_marks_csv
 
     atomic_write_bytes(staging / "scores.csv", scores_csv(all_members(report)))
     atomic_save(staging / "ledger.csv", lambda tmp: write_ledger_csv(Path(tmp), report))
+    atomic_save(staging / "marks.csv", lambda tmp: write_marks_csv(Path(tmp), report))
     atomic_write_text(staging / "index.html", render_index(context))
 
 

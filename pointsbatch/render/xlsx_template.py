@@ -5,6 +5,7 @@
 - A row whose first cell starts with `{%row for x in xs %}` is the repeat row: it is written once per item of `xs`,
   with the row's style, and the rows below it move down.
 - Text that a spreadsheet would run as a formula never becomes one: values are always written as values.
+- A sheet whose title is an expression that gives nothing (`{{'优秀名单' if period.graded}}`) is left out.
 
 The template is read once per process with openpyxl into a plan (cells, styles, widths, heights, merged cells,
 frozen panes, page setup); each output is then written with XlsxWriter, several times faster than building and
@@ -116,7 +117,13 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
             dxfs = [wb.add_format(props) for props in plan.dxfs]
             rendered = Rendered(wb, {}, {})
             for sheet in plan.sheets:
-                title = _clean_title(str(sheet.title(context))) if callable(sheet.title) else sheet.title
+                if callable(sheet.title):
+                    shown = sheet.title(context)
+                    if shown is None or not str(shown).strip():
+                        continue  # a sheet whose title is an expression giving nothing is left out
+                    title = _clean_title(str(shown))
+                else:
+                    title = sheet.title
                 ws = wb.add_worksheet(title, worksheet_class=_Rows)
                 rendered.sheets[sheet.name] = ws
                 rendered.rows_used[sheet.name] = _write_sheet(ws, sheet, context, formats, dates, dxfs)

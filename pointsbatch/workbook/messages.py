@@ -13,6 +13,7 @@ from ..problems import Problem, Scope, Severity
 MESSAGES = MappingProxyType(
     {
         # the file itself
+        "file_not_found": "找不到文件「{value}」，请检查文件名和所在的文件夹",
         "file_unreadable": "文件无法作为Excel工作簿打开（{detail}），请用Excel或WPS打开后另存为.xlsx再提交",
         "file_encrypted": "工作簿设置了打开密码，无法读取，请取消密码后重新提交",
         "file_old_xls": "这是旧版.xls格式的文件，请另存为.xlsx后重新提交",
@@ -64,20 +65,23 @@ MESSAGES = MappingProxyType(
         "rate_too_high": "奖励标准为每分{value}元，超过了每分{max}元的上限",
         "rate_negative": "奖励标准为每分{value}元，不能为负数",
         "year_mismatch": "工作簿年度为{value}，本次计分的年度为{year}",
+        "notice_before_approval": "公示开始日期{detail}早于支委会核定日期{value}：积分应经支委会核定后再公示，请核对公示开始日期（--notice-start）或「{header}」",
+        "second_half_blank": "下半年（7-12月）的考勤全部为空，像是只填到了上半年。如果要计算上半年积分，请用 --period h1 运行；年度计分需要填写全年的考勤",
         "approval_date_missing": "「支部信息」缺少「{header}」，{period}计分需要支委会核定日期",
         "roster_empty": "党员名册中没有党员",
         "too_many_problems": "问题太多，只列出前{shown}条，另有{more}条未列出；请先改正以上问题",
     }
 )
 
-WARNINGS = frozenset({"links_removed", "column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems"})
+WARNINGS = frozenset({"links_removed", "column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems",
+                      "notice_before_approval"})
 
 
 # What each code is about, when it is not one cell: the file as a whole (no marked copy can show it at a cell; a
 # file with such an error is not a standard workbook) or a sheet. Every other code is about a cell.
 SCOPES: MappingProxyType[str, Scope] = MappingProxyType({
     **dict.fromkeys(("file_unreadable", "file_encrypted", "file_old_xls", "internal_error", "file_too_large",
-                     "links_removed", "file_not_standard", "too_many_problems"), "file"),
+                     "links_removed", "file_not_standard", "too_many_problems", "file_not_found"), "file"),
     **dict.fromkeys(("sheet_unreadable", "sheet_missing", "column_missing", "column_unknown", "column_duplicate",
                      "info_missing", "roster_empty", "approval_date_missing"), "sheet"),
 })

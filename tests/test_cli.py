@@ -1,0 +1,80 @@
+"""The terminal speaks Chinese: click's own help and errors, dates as workbooks write them, unbroken numbers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+from helpers import build
+
+from pointsbatch.cli import main
+
+# what click says in English when left alone
+CLICK_ENGLISH = re.compile(r"Usage|Options|Commands|Show this|Error|Missing|Try '|Invalid|default|required|"
+                           r"No such|does not|not one of|requires an|is not a valid|extra argument", re.I)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", [[], ["template"], ["check"], ["run"], ["send"]])
+def test_help_pages_have_no_english_of_clicks_own(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "用法：" in result.output and "选项：" in result.output and "显示本帮助并退出" in result.output
+    assert not CLICK_ENGLISH.search(result.output), result.output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["template"], "错误：缺少选项 -o / --output"),
+    (["send", "out", "--reply-timeout", "soon"], "「soon」不是数"),
+    (["send", "out", "--reply-timeout", "0.5"], "「0.5」超出范围，应不小于1"),
+    (["run"], "错误：缺少参数 INBOX"),
+    (["run", "x", "--period", "q2"], "「q2」不是可选的值，应为 annual 或 h1"),
+    (["run", "x", "--jobs", "many"], "「many」不是整数"),
+    (["run", "x", "--notice-start", "七月一日"], "「七月一日」不是日期"),
+    (["run", "x", "--bogus"], "没有这个选项：--bogus"),
+    (["run", "x", "--year"], "选项 --year"),
+    (["bogus"], "没有这个命令：bogus"),
+    (["template", "-o", "a.xlsx", "--from", "不存在.xlsx"], "找不到文件「不存在.xlsx」"),
+    (["run", "x", "y"], "多余的参数"),
+])
+def test_click_errors_are_chinese_and_exit_2(args, said, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert said in result.output, result.output
+    assert not CLICK_ENGLISH.search(result.output), result.output
+
+
+def test_check_of_a_file_that_is_not_there_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    build(tmp_path / "a.xlsx")
+    result = invoke("check", "a.xlsx", "不存在.xlsx")
+    assert result.exit_code == 2
+    assert "找不到文件「不存在.xlsx」" in result.output and "没有发现问题" in result.output
+
+
+@pytest.mark.parametrize("written", ["2026-07-06", "2026/7/6", "2026.7.6", "2026年7月6日"])
+def test_notice_start_takes_the_date_forms_of_workbooks(written, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "a.xlsx")
+    out = tmp_path / "out"
+    result = invoke("run", str(inbox), "-o", str(out), "--jobs", "1", "--period", "h1", "--notice-start", written)
+    assert result.exit_code == 0, result.output
+    notice = next((out / "支部").rglob("*公示.html")).read_text(encoding="utf-8")
+    assert "公示时间为2026年7月6日至2026年7月10日" in notice
+
+
+def test_output_to_a_file_never_breaks_a_line_and_a_missing_registry_is_said_once(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    long_name = "某某县某某镇某某村某某自然村某某组第一党支部"
+    build(inbox / f"{long_name}2026年度党员积分工作簿最终版（已核对）.xlsx", info_over={"branch": long_name})
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
+    assert result.exit_code == 0
+    assert f"{long_name}2026年度党员积分工作簿最终版（已核对）.xlsx" in result.output  # on one line
+    assert result.output.count("没有指定支部名录：不检查未报送支部，邮件不写收件人") == 1
