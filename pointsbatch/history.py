@@ -79,19 +79,29 @@ _SYMBOLS = {code: symbol for symbol, code in spec.MARK_CODES.items()}
 def marks_rows(branch: str, attendance: Any, last_month: int) -> bytes:
     """One branch's rows of marks.csv (no header): each member's mark at every event of the period, so that the
     next run can say "活动日3月 由「假」改为「√」" rather than name cells."""
+    import csv
     import io
 
+    import numpy as np
+    import pandas as pd
+
     from .render.town import inert
+    from .workbook.values import map_distinct
 
     att = attendance[attendance["month"] <= last_month]
     if not len(att):
         return b""
-    wide = att.pivot(index="seq", columns="event", values="mark").reindex(columns=MARKS_CSV_COLUMNS[2:])
-    symbols = wide.apply(lambda column: column.map(lambda code: _SYMBOLS.get(code, "") if code == code else ""))
-    symbols = symbols.reset_index()
-    symbols.insert(0, "branch", inert(branch))
+    # a member a row, an event a column, placed by position (a pivot costs ten times as much)
+    members, seqs = pd.factorize(att["seq"], sort=True)
+    column = {event: i for i, event in enumerate(MARKS_CSV_COLUMNS[2:])}
+    grid = np.full((len(seqs), len(column)), "", dtype=object)
+    events = np.fromiter(map_distinct(att["event"].tolist(), column.__getitem__), dtype=int, count=len(att))
+    grid[members, events] = map_distinct(att["mark"].tolist(), lambda code: _SYMBOLS.get(code, ""))
     buf = io.StringIO()
-    symbols.to_csv(buf, header=False, index=False, lineterminator="\r\n")
+    name = inert(branch)
+    csv.writer(buf, lineterminator="\r\n").writerows([name, seq, *row] for seq, row in zip(seqs.tolist(),
+                                                                                             grid.tolist(),
+                                                                                             strict=True))
     return buf.getvalue().encode("utf-8")
 
 
