@@ -78,3 +78,18 @@ def test_output_to_a_file_never_breaks_a_line_and_a_missing_registry_is_said_onc
     assert result.exit_code == 0
     assert f"{long_name}2026年度党员积分工作簿最终版（已核对）.xlsx" in result.output  # on one line
     assert result.output.count("没有指定支部名录：不检查未报送支部，邮件不写收件人") == 1
+
+
+def test_a_settings_file_date_takes_the_same_forms(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "a.xlsx")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pointsbatch.toml").write_text('[run]\nnotice_start = "2026年7月6日"\n', encoding="utf-8")
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--period", "h1")
+    assert result.exit_code == 0, result.output
+    notice = next((tmp_path / "out" / "支部").rglob("*公示.html")).read_text(encoding="utf-8")
+    assert "公示时间为2026年7月6日" in notice
+    (tmp_path / "pointsbatch.toml").write_text('[run]\nnotice_start = "七月六日"\n', encoding="utf-8")
+    result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--period", "h1")
+    assert result.exit_code == 2 and "「七月六日」不是有效日期" in result.output
