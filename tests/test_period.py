@@ -69,6 +69,8 @@ def test_a_half_year_run_gives_points_and_the_maximum_never_a_grade(full_year, t
     assert "积分分布" in summary and "不合格名单" not in summary
     index = (out / "index.html").read_text(encoding="utf-8")
     assert not GRADE_WORDS.search(index) and "上半年积分分布" in index
+    slips = next(folder.glob("*告知单.html")).read_text(encoding="utf-8")
+    assert "第一党支部2026年上半年个人积分告知单" in slips and not GRADE_WORDS.search(slips)
     message = email.message_from_bytes(next((out / "发件箱").glob("*.eml")).read_bytes(), policy=default_policy)
     assert "2026年上半年积分结果" in message["Subject"]
     assert not GRADE_WORDS.search(message.get_body(("plain",)).get_content())
@@ -79,6 +81,8 @@ def test_the_annual_run_still_grades_and_names_the_year(full_year, tmp_path):
     run(full_year, out)
     notice = next((out / "支部" / "第一党支部").glob("*公示.html")).read_text(encoding="utf-8")
     assert "第一党支部2026年度党员积分公示" in notice and "年年度" not in notice
+    slips = next((out / "支部" / "第一党支部").glob("*告知单.html")).read_text(encoding="utf-8")
+    assert "第一党支部2026年度个人积分告知单" in slips and "年年度个人" not in slips
     assert "参考等次" in notice and "合格" in notice
     assert "年年度" not in (out / "index.html").read_text(encoding="utf-8")
 

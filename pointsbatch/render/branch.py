@@ -151,11 +151,5 @@ def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date,
     }
 
 
-def notice_before_approval(branch: Branch, scores: Scores, start: dt.date) -> dt.date | None:
-    """The committee's 核定日期 when the notice would start before it (scores are posted once fixed), else None."""
-    approval = branch.info.approval_date(scores.period)
-    return approval if approval is not None and start < approval else None
-
-
 def render_notice(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None) -> str:
     return render_text("notice.html", **notice_context(branch, scores, rules, start, contact))

@@ -44,6 +44,7 @@ def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, c
         "branch": branch.info.name,
         "year": branch.info.year,
         "period": period.label,
+        "title": period.of(branch.info.year),
         "annual": annual,
         "rules_name": rules.name,
         "approval_date": approval,
