@@ -92,4 +92,4 @@ def test_a_settings_file_date_takes_the_same_forms(tmp_path, monkeypatch):
     assert "公示时间为2026年7月6日" in notice
     (tmp_path / "pointsbatch.toml").write_text('[run]\nnotice_start = "七月六日"\n', encoding="utf-8")
     result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--period", "h1")
-    assert result.exit_code == 2 and "「七月六日」不是有效日期" in result.output
+    assert result.exit_code == 2 and "「七月六日」不是日期" in result.output
