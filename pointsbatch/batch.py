@@ -48,7 +48,7 @@ from .render.feedback import write_feedback
 from .render.message import write_outbox
 from .render.town import town_context, write_summary, write_town_outputs
 from .rules import Rules
-from .workbook.messages import problem
+from .workbook.messages import NOTICE_CODES, problem
 from .workers import Job, map_chunks, start_workers, submit, template_problem
 
 __all__ = ["FileResult", "RunError", "RunOptions", "RunReport", "run_batch", "safe_component"]
@@ -292,7 +292,8 @@ def _reject(res: FileResult, why: Problem, run_at: dt.datetime) -> None:
     assert res.slot is not None
     shutil.rmtree(res.slot, ignore_errors=True)
     res.status = "rejected"
-    res.problems = sorted([why, *res.problems], key=sort_key)
+    kept = [p for p in res.problems if p.code not in NOTICE_CODES]  # no notice now: nothing to say about its dates
+    res.problems = sorted([why, *kept], key=sort_key)
     res.members, res.ledger_rows, res.marks_rows, res.outputs = [], b"", b"", []
     write_feedback(Path(res.source), res, res.slot, readable=True, run_at=run_at)
 

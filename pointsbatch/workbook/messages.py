@@ -77,6 +77,9 @@ WARNINGS = frozenset({"links_removed", "column_unknown", "exempt_has_records", "
                       "notice_before_approval"})
 
 
+# Problems about the notice a run writes, not about the workbook's content: dropped when the workbook is rejected
+NOTICE_CODES = frozenset({"notice_before_approval"})
+
 # What each code is about, when it is not one cell: the file as a whole (no marked copy can show it at a cell; a
 # file with such an error is not a standard workbook) or a sheet. Every other code is about a cell.
 SCOPES: MappingProxyType[str, Scope] = MappingProxyType({
