@@ -18,7 +18,7 @@ from .display import printable
 from .files import safe_component, sha256_or_blank
 from .history import ledger_rows, marks_rows
 from .model import FileResult
-from .names import BRANCHES
+from .names import BRANCHES, period_title
 from .render.feedback import write_feedback
 from .rules import PERIODS, Rules
 from .workbook.messages import problem
@@ -163,15 +163,15 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     from .render.slip import render_slips
 
     folder = Path(BRANCHES) / safe_component(branch.info.name)
-    label = PERIODS[job.period].label
-    results_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分结果.xlsx"
-    notice_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}积分公示.html"
+    title = period_title(branch.info.year, job.period)  # 2026年度, 2026年上半年
+    results_rel = folder / f"{safe_component(branch.info.name)}{title}积分结果.xlsx"
+    notice_rel = folder / f"{safe_component(branch.info.name)}{title}积分公示.html"
     (job.staging / folder).mkdir(parents=True, exist_ok=True)
     members, ledger = member_rows(scores, h1), records(scores.ledger)
     render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger, job.run_at)
     html = render_notice(branch, scores, job.rules, job.notice_start, job.contact)
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
-    slips_rel = folder / f"{safe_component(branch.info.name)}{branch.info.year}年{label}个人积分告知单.html"
+    slips_rel = folder / f"{safe_component(branch.info.name)}{title}个人积分告知单.html"
     (job.staging / slips_rel).write_text(render_slips(branch, scores, job.rules, job.notice_start, job.contact, h1),
                                          encoding="utf-8")
     result.status = "accepted"

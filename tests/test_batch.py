@@ -88,14 +88,14 @@ def test_run_writes_every_output(inbox, tmp_path):
         assert hashlib.sha256((out / item["path"]).read_bytes()).hexdigest() == item["sha256"]
     # branch results and notice
     folder = out / "支部" / "第一党支部"
-    results = load_workbook(folder / "第一党支部2026年年度积分结果.xlsx")
+    results = load_workbook(folder / "第一党支部2026年度积分结果.xlsx")
     assert results.sheetnames == ["积分结果", "积分明细", "复核提示", "异议处理", "计分规则"]
     ws = results["积分结果"]
     assert ws["B4"].value == "张三" and ws["H4"].value == 64 and isinstance(ws["H4"].value, (int, float))
     assert ws["L4"].value == 27 + 4  # half-year score in an annual run
     ledger_cells = [c.value for c in results["积分明细"]["G"]]
     assert "F2" in ledger_cells
-    notice = (folder / "第一党支部2026年年度积分公示.html").read_text(encoding="utf-8")
+    notice = (folder / "第一党支部2026年度积分公示.html").read_text(encoding="utf-8")
     assert "张三" in notice and "李四" in notice and "1980" not in notice and "参与赌博" not in notice
     assert "http" not in notice and "<script" not in notice
     # feedback for the rejected one
@@ -114,8 +114,8 @@ def test_run_writes_every_output(inbox, tmp_path):
     assert set(msgs) == {"第一党支部.eml", "第二党支部.eml", "第三党支部.eml"}
     assert msgs["第二党支部.eml"]["To"] == "two@example.org"
     names = [part.get_filename() for part in msgs["第一党支部.eml"].iter_attachments()]
-    assert names == ["第一党支部2026年年度积分结果.xlsx", "第一党支部2026年年度积分公示.html",
-                     "第一党支部2026年年度个人积分告知单.html"]
+    assert names == ["第一党支部2026年度积分结果.xlsx", "第一党支部2026年度积分公示.html",
+                     "第一党支部2026年度个人积分告知单.html"]
     assert "积分结果" in msgs["第一党支部.eml"]["Subject"]
     rejected = msgs["第三党支部.eml"]
     assert [p.get_filename() for p in rejected.iter_attachments()] == ["三支部_问题标注.xlsx"]

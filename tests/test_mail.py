@@ -106,8 +106,8 @@ def test_plain_smtp_delivers_each_message_once_with_intact_attachments(out):
             branch = next(b for b, a in BRANCHES.items() if a == rcpt[0])
             assert branch in msg["Subject"] and "积分结果" in msg["Subject"]
             parts = {p.get_filename(): p.get_payload(decode=True) for p in msg.iter_attachments()}
-            assert set(parts) == {f"{branch}2026年年度积分结果.xlsx", f"{branch}2026年年度积分公示.html",
-                                  f"{branch}2026年年度个人积分告知单.html"}
+            assert set(parts) == {f"{branch}2026年度积分结果.xlsx", f"{branch}2026年度积分公示.html",
+                                  f"{branch}2026年度个人积分告知单.html"}
             for name, content in parts.items():
                 on_disk = (out / "支部" / branch / name).read_bytes()
                 assert (content if isinstance(content, bytes) else content.encode("utf-8")) == on_disk
@@ -374,8 +374,8 @@ def test_a_corrected_run_sends_only_the_changed_branch_again_marked_as_a_correct
         assert msg["From"] == SENDER and msg["Message-ID"] != earlier["Message-ID"]
         assert msg["References"] == earlier["Message-ID"]
         results = {p.get_filename(): p.get_payload(decode=True) for p in msg.iter_attachments()}
-        assert results["第二党支部2026年年度积分结果.xlsx"] == \
-            (out / "支部" / "第二党支部" / "第二党支部2026年年度积分结果.xlsx").read_bytes()
+        assert results["第二党支部2026年度积分结果.xlsx"] == \
+            (out / "支部" / "第二党支部" / "第二党支部2026年度积分结果.xlsx").read_bytes()
         record = json.loads((out / SENT_LOG).read_text(encoding="utf-8"))
         assert [e["correction"] for e in record] == [False, False, False, True]
         # nothing new: nothing sent

@@ -149,7 +149,7 @@ def test_slips_are_listed_in_run_json_and_mailed_with_the_results(inbox, tmp_pat
     attached = {p.get_filename(): p.get_payload(decode=True) for p in msg.iter_attachments()}
     assert attached[name] == slip_file(out).read_bytes()
     body = msg.get_body(("plain",)).get_content()
-    assert f"1. {BRANCH}{YEAR}年年度积分结果.xlsx" in body and f"2. {BRANCH}{YEAR}年年度积分公示.html" in body
+    assert f"1. {BRANCH}{YEAR}年度积分结果.xlsx" in body and f"2. {BRANCH}{YEAR}年度积分公示.html" in body
     assert f"3. {name}：每名党员的个人积分告知单" in body
 
 
