@@ -299,6 +299,8 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
         jobs: int, notice_start: dt.date | None, contact: str | None, run_date: dt.date | None,
         trust_workbook_addresses: bool, sender: str | None, templates: Path | None) -> None:
     """处理收件文件夹中的全部工作簿：计分，生成各支部结果、公示、全镇汇总和回复邮件。"""
+    from concurrent.futures.process import BrokenProcessPool
+
     from rich.progress import Progress
 
     from .batch import RunError, RunOptions, run_batch
@@ -341,6 +343,10 @@ def run(inbox: Path, out: Path | None, period: str, year: int | None, registry: 
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[red]已中断：[/red]输出文件夹保持为上一次完整的结果。")
+        sys.exit(2)
+    except BrokenProcessPool:  # a worker was ended from outside (Ctrl-C, out of memory, the task manager)
+        console.print("[red]已中断：[/red]处理工作簿的子进程被意外结束（可能是按了 Ctrl-C，或电脑内存不足）。"
+                      "输出文件夹保持为上一次完整的结果，请重新运行。")
         sys.exit(2)
     except OSError as exc:
         console.print(f"[red]错误：[/red]写入输出时出错（{_plain(str(exc.strerror or exc))}），输出文件夹保持为上一次完整的结果。"

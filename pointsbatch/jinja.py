@@ -48,7 +48,19 @@ def environment(autoescape: bool = True) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["num"] = format_number
+    env.filters["when"] = format_when
     return env
+
+
+def format_when(value: Any) -> str:
+    """A run's time (ISO 8601, as run.json keeps it) as a person reads it: 2026年11月27日 10:30; other text as is."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return f"{when.year}年{when.month}月{when.day}日 {when:%H:%M}"
 
 
 def format_number(value: Any, decimals: int = 1) -> str:

@@ -223,6 +223,12 @@ def start_workers(count: int, templates: Path | None = None) -> Iterator[Process
 def _warm_up(templates: Path | None) -> None:
     """A new worker imports what the work needs and reads the output templates before the first chunk arrives."""
     import gc
+    import os
+    import signal
+
+    # Ctrl-C reaches every process of the console: a worker leaves at once and quietly (its work is thrown away
+    # with the staging folder), and the main process says what became of OUT
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
     # a worker allocates millions of short-lived objects (cells, rows, frames) and keeps little: the cycle
     # collector's first generation runs every 10,000 allocations instead of every 700 (about 5% of a worker's time)
