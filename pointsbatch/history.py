@@ -14,7 +14,7 @@ from .rules import Rules
 from .workbook import spec
 
 LEDGER_CSV_COLUMNS = ["branch", "seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier",
-                      "points", "note", "date"]
+                      "points", "note", "date", "code"]  # code: what the row is (score.BASE_ATTENDED, ...), last
 
 
 def ledger_rows(branch: str, entries: Any) -> bytes:

@@ -6,6 +6,7 @@ import hashlib
 import math
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,28 @@ class SupervisionRules:
 
 
 @dataclass(frozen=True)
+class Lists:
+    """The closed lists the 办法 names (RULES.md, "Names and lists are rules too"), numbers filled in."""
+
+    incentive_items: tuple[str, ...]
+    negative_cases: tuple[str, ...]
+    veto_conditions: tuple[str, ...]
+    exempt_reasons: tuple[str, ...]
+    age_reason: str  # the exemption reason that needs a birth date and the age
+    dues_condition: str  # the veto condition that six unpaid months remind of
+
+    def choices(self) -> dict[str, spec.Choice]:
+        """The drop-downs these lists replace, by the spec's range name; the spec's extra spellings are kept where
+        they still name a value of the list."""
+        out = {}
+        for default, values in ((spec.INCENTIVE_ITEM, self.incentive_items), (spec.NEGATIVE_CASE, self.negative_cases),
+                                (spec.VETO_CONDITION, self.veto_conditions), (spec.EXEMPT_REASON, self.exempt_reasons)):
+            aliases = tuple((a, v) for a, v in default.aliases if v in values and a not in values)
+            out[default.range_name] = spec.Choice(default.range_name, values, aliases)
+        return out
+
+
+@dataclass(frozen=True)
 class Rules:
     name: str
     digest: str
@@ -93,7 +116,27 @@ class Rules:
     veto: VetoRules
     grades: GradeRules
     notice_days: int
+    lists: Lists
     supervision: SupervisionRules = SupervisionRules()
+    town: str = ""  # the town's name, for headings; blank: the headings name no town
+
+    @property
+    def title(self) -> str:
+        """The 办法's full name as headings cite it: the town's name, then the 办法's."""
+        return self.town + self.name
+
+    def choice(self, choice: spec.Choice) -> spec.Choice:
+        """The closed list a column offers under these rules (the rules file's own lists replace the spec's)."""
+        return self.choices.get(choice.range_name, choice)
+
+    @cached_property
+    def choices(self) -> dict[str, spec.Choice]:
+        return {c.range_name: c for c in spec.CHOICES} | self.lists.choices()
+
+    def words(self) -> dict[str, str]:
+        """The numbers and labels that sentences for people quote ({exempt_age}, {age_reason}, ...)."""
+        return {**_numbers(self), "age_reason": self.lists.age_reason,
+                "grid_condition": self.veto.grid_condition, "dues_condition": self.lists.dues_condition}
 
     def base_max(self, items_in_period: list[str] | None = None) -> float:
         """The most base points the grid's events can give (all events, or those named)."""
@@ -105,14 +148,16 @@ class Rules:
         """The settings as (说明, 值) pairs, for the sheet that states the rules applied; without the grades' marks
         and the reward for a period that is not graded (the half year)."""
         b, i, g = self.base, self.incentive, self.grades
-        rows = [("积分办法", self.name), ("规则文件摘要", self.digest[:16])]
+        rows = [("积分办法", self.title), ("规则文件摘要", self.digest[:16])]
         rows += [(f"基础分：{item.name}（每次）", _num(item.points)) for item in b.items]
         rows += [
             ("基础分满分", _num(self.base_max())),
             ("不适用活动按比例折算", "是" if b.prorate else "否"),
             ("带头作用倍数", _num(i.leading_multiplier)),
             ("激励分单项封顶", _num(i.effective_item_cap())),
-            ("单项封顶随倍数增长", "是" if i.cap_grows_with_multiplier else "否"),
+            ("单项封顶随倍数增长", (f"是，仅限带头的活动：不带头的活动合计不超过{_num(i.item_cap)}分，连同带头的活动"
+                                f"（已加倍）合计不超过{_num(i.effective_item_cap())}分")
+             if i.cap_grows_with_multiplier else "否"),
             ("激励分合计上限", _num(i.total_cap)),
             ("每次活动得分范围", f"0～{_num(i.activity_max)}，以{_num(i.step)}分为单位"),
             ("负面清单每次扣分", _num(self.negative.deduction_per_occurrence)),
@@ -185,6 +230,18 @@ class _Reader:
             raise RulesError(f"规则文件设置项 {name} 是空列表，至少要有一项")
         return node
 
+    def optional(self, name: str, kind: type, default: Any, *, blank: bool = False) -> Any:
+        """A setting that older rules files lack: `default` when absent, checked like `get` when present;
+        `blank`: an empty text is a value (it means "none"), not a mistake."""
+        node: Any = self.doc
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        if blank and node == "":
+            return ""
+        return self.get(name, kind)
+
 
 _KIND_NAMES = {float: "数字", int: "整数", bool: "true 或 false", str: "文字", list: "列表"}
 
@@ -209,9 +266,6 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
     unknown = [k for k in absence_items if k not in keys]
     if unknown:
         raise RulesError(f"规则文件设置项 veto.absence_items 含有未知项目 {', '.join(map(str, unknown))}")
-    grid_condition = r.get("veto.grid_condition", str)
-    if grid_condition not in spec.VETO_CONDITION.values:
-        raise RulesError(f"规则文件设置项 veto.grid_condition 应为一票否决情形之一，而不是 {grid_condition}")
     incentive = IncentiveRules(
         leading_multiplier=r.get("incentive.leading_multiplier", float, lo=1),
         item_cap=r.get("incentive.item_cap", float, above=0),
@@ -232,7 +286,19 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
     )
     if not grades.pass_mark <= grades.honours_mark <= grades.excellent_mark:
         raise RulesError("规则文件设置项 grades.pass_mark ≤ honours_mark ≤ excellent_mark 的顺序不对")
+    numbers = {"exempt_age": r.get("scope.exempt_age", int, lo=0, hi=150),
+               "absence_months": r.get("veto.absence_months", int, lo=1, hi=12),
+               "dues_warning_months": r.get("veto.dues_warning_months", int, lo=1, hi=12),
+               "max_reward_rate": _num(grades.max_reward_rate), "item_cap": _num(incentive.item_cap),
+               "deduction_per_occurrence": _num(r.get("negative.deduction_per_occurrence", float, lo=0)),
+               "leading_multiplier": _num(incentive.leading_multiplier), "notice_days": r.get("notice.days", int)}
+    lists = _lists(r, numbers)
+    grid_condition = _label(r.get("veto.grid_condition", str), "veto.grid_condition", numbers)
+    if grid_condition not in lists.veto_conditions:
+        raise RulesError(f"规则文件设置项 veto.grid_condition 应为 veto.conditions 中的一项，而不是 {grid_condition}")
     return Rules(
+        town=r.optional("town", str, "", blank=True),
+        lists=lists,
         name=r.get("name", str),
         digest=digest,
         exempt_age=r.get("scope.exempt_age", int, lo=1, hi=150),
@@ -259,6 +325,66 @@ def _supervision(r: _Reader) -> SupervisionRules:
         unlikely_attendance=r.get("supervision.unlikely_attendance", float, lo=0, hi=1),
         exempt_share=r.get("supervision.exempt_share", float, lo=0, hi=1),
         min_incentive_activities=r.get("supervision.min_incentive_activities", int, lo=0),
+    )
+
+
+def _numbers(rules: Rules) -> dict[str, str]:
+    i, g = rules.incentive, rules.grades
+    return {"exempt_age": str(rules.exempt_age), "absence_months": str(rules.veto.absence_months),
+            "dues_warning_months": str(rules.veto.dues_warning_months), "max_reward_rate": _num(g.max_reward_rate),
+            "item_cap": _num(i.item_cap), "deduction_per_occurrence": _num(rules.negative.deduction_per_occurrence),
+            "leading_multiplier": _num(i.leading_multiplier), "notice_days": str(rules.notice_days)}
+
+
+def _label(text: str, setting: str, numbers: dict[str, Any]) -> str:
+    """A label with the settings' numbers filled in ("年满{exempt_age}周岁" -> "年满75周岁")."""
+    try:
+        filled = text.format_map(numbers)
+    except (KeyError, ValueError, IndexError, AttributeError) as exc:
+        raise RulesError(f"规则文件设置项 {setting} 的「{text}」中有无法识别的占位符（{exc}），"
+                         f"可用的有：{'、'.join('{' + k + '}' for k in numbers)}") from None
+    filled = filled.strip()
+    if not filled:
+        raise RulesError(f"规则文件设置项 {setting} 不能为空")
+    return filled
+
+
+# the lists a rules file may leave out (older files do): the 办法's own, as the spec spells them
+_DEFAULT_LISTS = {
+    "scope.exempt_reasons": ("年满{exempt_age}周岁", "身体不便"),
+    "scope.age_reason": "年满{exempt_age}周岁",
+    "incentive.items": spec.INCENTIVE_ITEM.values,
+    "negative.cases": spec.NEGATIVE_CASE.values,
+    "veto.conditions": ("连续{absence_months}个月不参加组织生活",) + spec.VETO_CONDITION.values[1:],
+    "veto.dues_condition": "拒绝交纳党费",
+}
+
+
+def _lists(r: _Reader, numbers: dict[str, Any]) -> Lists:
+    def one_list(name: str, size: int | None = None) -> tuple[str, ...]:
+        raw = r.optional(name, list, _DEFAULT_LISTS[name])
+        if not raw or not all(isinstance(v, str) for v in raw):
+            raise RulesError(f"规则文件设置项 {name} 应为不空的文字列表")
+        values = tuple(_label(v, name, numbers) for v in raw)
+        if len(set(values)) != len(values):
+            raise RulesError(f"规则文件设置项 {name} 中有重复的项")
+        if size is not None and len(values) != size:
+            raise RulesError(f"规则文件设置项 {name} 应有{size}项，现有{len(values)}项")
+        return values
+
+    def member_of(name: str, values: tuple[str, ...], of: str) -> str:
+        value = _label(r.optional(name, str, _DEFAULT_LISTS[name]), name, numbers)
+        if value not in values:
+            raise RulesError(f"规则文件设置项 {name} 应为 {of} 中的一项，而不是 {value}")
+        return value
+
+    reasons = one_list("scope.exempt_reasons")
+    conditions = one_list("veto.conditions")
+    return Lists(
+        incentive_items=one_list("incentive.items"), negative_cases=one_list("negative.cases"),
+        veto_conditions=conditions, exempt_reasons=reasons,
+        age_reason=member_of("scope.age_reason", reasons, "scope.exempt_reasons"),
+        dues_condition=member_of("veto.dues_condition", conditions, "veto.conditions"),
     )
 
 

@@ -18,8 +18,20 @@ from .rules import PERIODS, Period, Rules
 from .validate import Branch
 from .workbook import spec
 
-LEDGER_COLUMNS = ["seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier", "points", "note", "date"]
+LEDGER_COLUMNS = ["seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier", "points", "note", "date",
+                  "code"]
 PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO = "基础分", "激励分", "扣分", "一票否决"
+PARTS = (PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO)
+
+# What each ledger row is, for the code that reads the ledger (never its display text, which may be reworded).
+BASE_ATTENDED = "base_attended"  # an item's attended events times its points
+BASE_PRORATE = "base_prorate"  # the prorating for not-applicable events; `cell` lists them
+INCENTIVE_ACTIVITY = "incentive_activity"  # one logged activity, times the leading multiplier
+INCENTIVE_ITEM_CAP = "incentive_item_cap"  # what an item's cap does not count
+INCENTIVE_TOTAL_CAP = "incentive_total_cap"  # what the incentive total's cap does not count
+DEDUCTION = "deduction"  # one logged occurrence of the negative list
+DEDUCTION_FLOOR = "deduction_floor"  # 扣完为止: what the deductions took below 0, given back
+VETO = "veto"  # the score taken back to 0
 
 
 @dataclass
@@ -108,6 +120,8 @@ def _score(t: dict[str, pd.DataFrame], rules: Rules, per: Period, rates: pd.Seri
     ledger["name"] = ledger["seq"].map(names) if detail else None
     if "date" not in ledger:  # only logged activities, deductions and vetoes carry a date
         ledger["date"] = None
+    if detail:
+        ledger = _by_member_then_item(ledger, rules)
     members = member_totals(roster, ledger, vetoes, rates, rules, per)
     flags = second_look_flags(members, ledger, absence, att, t["veto"], rules, names, per) if detail else \
         pd.DataFrame(columns=["seq", "name", "flag", "note"])
@@ -128,6 +142,18 @@ def _split(whole: Scores, branch_of: np.ndarray, seq_of: np.ndarray, count: int,
     ledger, flags = (parts(whole.ledger), parts(whole.flags)) if detail else ({}, {})
     return [Scores(whole.period, members.get(b, whole.members.iloc[0:0]), ledger.get(b, whole.ledger.iloc[0:0]),
                    flags.get(b, whole.flags.iloc[0:0])) for b in range(count)]
+
+
+def _by_member_then_item(ledger: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """The ledger in reading order: member by member; within one, base, incentive, deductions, veto, each item in
+    the rules' order, and the rows a cap or floor adds after the item they concern."""
+    order = [*rules.base.names().values(), *rules.lists.incentive_items, *rules.lists.negative_cases]
+    rank = {item: i for i, item in enumerate(order)}
+    keys = pd.DataFrame({"seq": ledger["seq"].to_numpy(),
+                         "part": ledger["part"].map({p: i for i, p in enumerate(PARTS)}).to_numpy(),
+                         "item": ledger["item"].map(rank).fillna(len(order)).to_numpy()})
+    at = keys.sort_values(["seq", "part", "item"], kind="stable").index
+    return ledger.iloc[at].reset_index(drop=True)
 
 
 def _empty_ledger() -> pd.DataFrame:
@@ -161,6 +187,7 @@ def base_ledger(att: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.Data
         "points": grouped["points"].astype(float),
         "note": [_attended_note(c, e) for c, e in zip(grouped["count"].tolist(), grouped["each"].tolist(),
                                                         strict=True)] if detail else "",
+        "code": BASE_ATTENDED,
     })
     if not rules.base.prorate:
         return ledger
@@ -179,20 +206,29 @@ def base_ledger(att: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.Data
     factor = np.where(adjust["applicable"] > 0,
                       adjust["period_max"] / adjust["applicable"].where(adjust["applicable"] > 0, 1), 0)
     adjust["delta"] = adjust["earned"] * factor - adjust["earned"]
+    if detail:  # the evidence: which cells were not applicable
+        na = att[is_na]
+        na_cells = dict(zip(na["seq"].drop_duplicates().tolist(), cell_ranges(na, ["seq"]).tolist(), strict=True))
     prorate = pd.DataFrame({
         "seq": adjust.index, "part": PART_BASE, "item": "不适用折算", "sheet": spec.GRID_SHEET,
-        "row": adjust["row"].values, "cell": "", "raw": adjust["earned"].values,
-        "multiplier": factor, "points": adjust["delta"].values,
-        "note": [f"{int(n)}次活动不适用，按 实得{_n(e)} × 满分{_n(m)} ÷ 应得满分{_n(a)} 折算"
+        "row": adjust["row"].values, "cell": [na_cells[s] for s in adjust.index.tolist()] if detail else "",
+        "raw": adjust["earned"].values, "multiplier": factor, "points": adjust["delta"].values,
+        "note": [f"{int(n)}次活动不适用（尚未入党、转入或已转出），按 实得{_n(e)}分 × 满分{_n(m)}分 ÷ "
+                 f"可参加活动的满分{_n(a)}分 折算"
                  for n, e, m, a in zip(adjust["na_count"], adjust["earned"], adjust["period_max"],
-                                       adjust["applicable"], strict=True)],
+                                       adjust["applicable"], strict=True)] if detail else "",
+        "code": BASE_PRORATE,
     })
     return pd.concat([ledger, prorate], ignore_index=True)
 
 
-def cap_note(cap: float) -> str:
+def cap_note(rules: Rules) -> str:
     """The note on the ledger row taking back what an item's cap does not count."""
-    return f"单项封顶{_n(cap)}分，超出部分不计"
+    inc = rules.incentive
+    if inc.cap_grows_with_multiplier:
+        return (f"不带头的活动合计不超过{_n(inc.item_cap)}分，连同带头的活动（已加倍）合计不超过"
+                f"{_n(inc.effective_item_cap())}分，超出部分不计")
+    return f"单项封顶{_n(inc.item_cap)}分，超出部分不计"
 
 
 @lru_cache(maxsize=1024)
@@ -200,35 +236,57 @@ def _attended_note(count: int, each: float) -> str:
     return f"参加{count}次，每次{_n(each)}分"
 
 
+def _activity_note(content: object, leading: bool, multiplier: str) -> str:
+    text = "" if content is None or content != content else str(content)
+    if not leading:
+        return text
+    return f"{text}（带头作用，按{multiplier}倍计分）" if text else f"带头作用，按{multiplier}倍计分"
+
+
+def counted_per_item(plain: pd.Series, led: pd.Series, rules: Rules) -> pd.Series:
+    """What an item's activities count after its cap: `plain` and `led` are the item's sums of activities without
+    and with a leading role (the latter already multiplied). The cap grows with the multiplier only for the led
+    activities: the plain ones count up to item_cap, all of them together up to item_cap × multiplier."""
+    inc = rules.incentive
+    if not inc.cap_grows_with_multiplier:
+        return (plain + led).clip(upper=inc.item_cap)
+    return (plain.clip(upper=inc.item_cap) + led).clip(upper=inc.effective_item_cap())
+
+
 def incentive_ledger(log: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.DataFrame:
     """Each activity times the leading-role multiplier, then what the item cap and the total cap take back."""
     if log.empty:
         return _empty_ledger()
     inc = rules.incentive
-    mult = np.where(log["leading"], inc.leading_multiplier, 1.0)
+    leading = log["leading"].to_numpy(dtype=bool)
+    mult = np.where(leading, inc.leading_multiplier, 1.0)
+    times = _n(inc.leading_multiplier)
     rows = pd.DataFrame({
         "seq": log["seq"].values, "part": PART_INCENTIVE, "item": log["item"].values,
         "sheet": spec.INCENTIVE.name, "row": log["row"].values,
         "cell": log["cell"].values, "raw": log["points"].values.astype(float),
         "multiplier": mult, "points": log["points"].values.astype(float) * mult,
-        "note": np.where(log["leading"], "带头作用，" + _n(inc.leading_multiplier) + "倍计分",
-                         "") + log["content"].fillna("").astype(str).map(lambda t: t[:40]).values if detail else "",
+        "note": [_activity_note(c, lead, times) for c, lead in zip(log["content"].tolist(), leading.tolist(),
+                                                                     strict=True)] if detail else "",
+        "code": INCENTIVE_ACTIVITY,
         "date": log["date"].values,
     })
-    cap = inc.effective_item_cap()
-    sums = rows.groupby(["seq", "item"], sort=False)["points"].sum().reset_index()
-    over = sums[sums["points"] > cap]
+    split = rows.assign(plain=np.where(leading, 0.0, rows["points"]), led=np.where(leading, rows["points"], 0.0))
+    sums = split.groupby(["seq", "item"], sort=False)[["points", "plain", "led"]].sum().reset_index()
+    sums["counted"] = counted_per_item(sums["plain"], sums["led"], rules)
+    over = sums[sums["points"] > sums["counted"]]
     capped = pd.DataFrame({
         "seq": over["seq"], "part": PART_INCENTIVE, "item": over["item"], "sheet": spec.INCENTIVE.name,
-        "row": pd.NA, "cell": "", "raw": over["points"], "multiplier": 1.0, "points": cap - over["points"],
-        "note": cap_note(cap),
+        "row": pd.NA, "cell": "", "raw": over["points"], "multiplier": 1.0, "points": over["counted"] - over["points"],
+        "note": cap_note(rules), "code": INCENTIVE_ITEM_CAP,
     })
-    item_totals = sums.assign(points=sums["points"].clip(upper=cap)).groupby("seq")["points"].sum()
+    item_totals = sums.groupby("seq")["counted"].sum()
     over_total = item_totals[item_totals > inc.total_cap]
     total_capped = pd.DataFrame({
         "seq": over_total.index, "part": PART_INCENTIVE, "item": "激励分上限", "sheet": "",
         "row": pd.NA, "cell": "", "raw": over_total.values, "multiplier": 1.0,
         "points": inc.total_cap - over_total.values, "note": f"激励分合计不超过{_n(inc.total_cap)}分",
+        "code": INCENTIVE_TOTAL_CAP,
     })
     return pd.concat([f for f in (rows, capped, total_capped) if not f.empty], ignore_index=True)
 
@@ -240,7 +298,7 @@ def deduction_ledger(log: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     return pd.DataFrame({
         "seq": log["seq"].values, "part": PART_DEDUCTION, "item": log["case"].values,
         "sheet": spec.NEGATIVE.name, "row": log["row"].values, "cell": log["cell"].values,
-        "raw": 1.0, "multiplier": 1.0, "points": -each, "note": f"发现一次扣{_n(each)}分",
+        "raw": 1.0, "multiplier": 1.0, "points": -each, "note": f"发现一次扣{_n(each)}分", "code": DEDUCTION,
         "date": log["date"].values,
     })
 
@@ -254,7 +312,7 @@ def floor_ledger(ledger: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     return pd.DataFrame({
         "seq": below.index, "part": PART_DEDUCTION, "item": "扣完为止", "sheet": "", "row": pd.NA,
         "cell": "", "raw": below.values, "multiplier": 1.0, "points": -below.values,
-        "note": "扣分超过所得分数，扣完为止",
+        "note": "扣分超过所得分数，扣完为止", "code": DEDUCTION_FLOOR,
     }) if not below.empty else _empty_ledger()
 
 
@@ -286,24 +344,27 @@ def detect_absence_vetoes(att: pd.DataFrame, rules: Rules, per: Period) -> pd.Da
 
 
 def collect_vetoes(log: pd.DataFrame, absence: pd.DataFrame, rules: Rules) -> pd.DataFrame:
-    """Every veto a member has: logged ones, and condition 1 detected from the grid (seq, condition, source, note)."""
+    """Every veto a member has: logged ones, and condition 1 detected from the grid (seq, condition, source, note).
+
+    A condition both logged and found in the grid is one veto that keeps both pieces of evidence, months included."""
     frames = []
     if not log.empty:
         frames.append(pd.DataFrame({
             "seq": log["seq"].values, "condition": log["condition"].values, "sheet": spec.VETO.name,
-            "row": log["row"].values, "note": "支部登记",
+            "row": log["row"].values, "note": [f"支部登记（{spec.VETO.name}第{r}行）" for r in log["row"].tolist()],
         }))
     if not absence.empty:
         frames.append(pd.DataFrame({
             "seq": absence["seq"].values, "condition": rules.veto.grid_condition, "sheet": spec.GRID_SHEET,
             "row": pd.NA,
-            "note": [f"{s}月至{e}月连续{e - s + 1}个月无故未参加组织生活" for s, e in
+            "note": [f"{spec.GRID_SHEET}：{s}月至{e}月连续{e - s + 1}个月无故未参加组织生活" for s, e in
                      zip(absence["start"], absence["end"], strict=True)],
         }))
     if not frames:
         return pd.DataFrame(columns=["seq", "condition", "sheet", "row", "note"])
     vetoes = pd.concat(frames, ignore_index=True)
-    return vetoes.drop_duplicates(["seq", "condition"], keep="first")
+    return vetoes.groupby(["seq", "condition"], sort=False).agg(
+        sheet=("sheet", "first"), row=("row", "first"), note=("note", "；".join)).reset_index()
 
 
 def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:
@@ -317,7 +378,7 @@ def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "seq": first.index, "part": PART_VETO, "item": first["condition"].values, "sheet": first["sheet"].values,
         "row": first["row"].values, "cell": "", "raw": current.values, "multiplier": 1.0,
-        "points": -current.values, "note": ("一票否决，年度积分为0分：" + first["note"]).values,
+        "points": -current.values, "note": ("一票否决，年度积分为0分：" + first["note"]).values, "code": VETO,
     })
 
 
@@ -329,8 +390,7 @@ def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFra
     g = rules.grades
     by_part = ledger.groupby(["seq", "part"])["points"].sum().unstack(fill_value=0.0)
     by_part = by_part.reindex(columns=[PART_BASE, PART_INCENTIVE, PART_DEDUCTION, PART_VETO], fill_value=0.0)
-    deductions = ledger[(ledger["part"] == PART_DEDUCTION) & (ledger["item"] != "扣完为止")].groupby("seq")[
-        "points"].sum()
+    deductions = ledger[ledger["code"] == DEDUCTION].groupby("seq")["points"].sum()
     out = roster[["seq", "name", "category", "exempt", "row"]].copy().set_index("seq")
     exempt = out["exempt"]
     out["base"] = by_part[PART_BASE].reindex(out.index, fill_value=0.0)
@@ -380,7 +440,7 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
         for month in sorted(unpaid.columns):
             run = (run + 1).where(unpaid[month], 0)
             best = np.maximum(best, run)
-        refused = {s for s, c in logged if c == "拒绝交纳党费"}
+        refused = {s for s, c in logged if c == rules.lists.dues_condition}
         for s in best.index[best >= rules.veto.dues_warning_months]:
             if s not in refused:
                 flags.append((s, "党费提示", f"连续{int(best[s])}个月未足额缴纳党费，如经教育仍拒绝交纳，应登记一票否决"))

@@ -113,7 +113,9 @@ def _check_tables(contexts: list[_Context]) -> None:
         frames = [table.frame.set_axis(table.frame.index + i * _ROW_SPAN, axis=0)
                   for i, (_ctx, table) in enumerate(members)]
         raw = pd.concat(frames) if len(frames) > 1 else frames[0]
-        parsed = pd.DataFrame({key: map_distinct(raw[key].tolist(), parser_for(sheet.column(key))) for key in present},
+        rules = members[0][0].rules
+        parsed = pd.DataFrame({key: map_distinct(raw[key].tolist(), column_parser(sheet.column(key), rules))
+                               for key in present},
                               index=raw.index, dtype=object)
         found: dict[int, list[tuple[int, str | None, str]]] = {}
         for index, column, check in schema_failures(table_schema(sheet, present, members[0][0].rules, year), parsed):
@@ -158,6 +160,14 @@ _KIND_CODES = {
     "date": "not_a_date",
     "choice": "value_not_allowed",
 }
+
+
+def column_parser(col: spec.Column, rules: Rules) -> Any:
+    """The function reading one cell of the column; a closed list is the one the rules give."""
+    if col.choice is not None:
+        choice = rules.choice(col.choice)
+        return lambda v: parse_choice(v, choice)
+    return parser_for(col)
 
 
 def _each(test) -> Any:
@@ -246,7 +256,7 @@ class _Context:
         self.info: dict[str, Any] = {}
         self.typed: dict[str, pd.DataFrame] = {}
         self.attendance = pd.DataFrame()
-        self.event_dates: dict[str, dt.date] = {}
+        self.event_dates: dict[str, dt.date] = {}  # the grid's row 2, where it gives a valid date
         self.letters: dict[str, dict[str, str]] = {}  # by sheet key: column key -> the column's letter
         self._index: tuple[dict, dict, dict, set] | None = None
 
@@ -313,7 +323,7 @@ class _Context:
                 continue
             col = sheet.column(column)
             value = frame.at[row, column]
-            extra = {"allowed": "、".join(col.choice.values) if col.choice else ""}
+            extra = {"allowed": "、".join(self.rules.choice(col.choice).values) if col.choice else ""}
             inc = self.rules.incentive
             self.add(code, sheet.name, table.cell(column, row), value, row=row, header=col.header,
                      hi=_n(inc.activity_max), lo=0, step=_n(inc.step), length=len(str(value)), **extra)
@@ -333,22 +343,30 @@ class _Context:
             self.add("seq_duplicate", sheet, f"{letters['seq']}{row}", seq, row=row, other=first_row[seq])
         exempt = roster["exempt"] == "是"
         reason = roster["exempt_reason"]
+        names = roster["name"]
         for row in roster.index[exempt & reason.isna()]:
-            self.add("exempt_reason_missing", sheet, f"{letters.get('exempt_reason', 'H')}{row}",
-                     roster.at[row, "name"], row=row)
+            self.add("exempt_reason_missing", sheet, f"{letters.get('exempt_reason', 'H')}{row}", None,
+                     row=row, name=names[row])
         for row in roster.index[~exempt & reason.notna()]:
             self.add("exempt_reason_without_exempt", sheet, f"{letters.get('exempt', 'G')}{row}",
                      roster.at[row, "exempt"] or "", row=row)
-        by_age = exempt & (reason == "年满75周岁")
+        age_reason = self.rules.lists.age_reason
+        by_age = exempt & (reason == age_reason)
         age = self.rules.exempt_age
         for row in roster.index[by_age]:
             birth = roster.at[row, "birth"]
             cell = f"{letters.get('birth', 'D')}{row}"
             if birth is None:
-                self.add("exempt_birth_missing", sheet, cell, roster.at[row, "name"], row=row)
+                self.add("exempt_birth_missing", sheet, cell, None, row=row, name=names[row], reason=age_reason)
             elif self.year is not None and self.year - birth.year < age:
-                self.add("exempt_age_not_reached", sheet, cell, roster.at[row, "name"], row=row,
+                self.add("exempt_age_not_reached", sheet, cell, birth, row=row, name=names[row],
                          birth=birth.isoformat(), age=age)
+        for row in roster.index:
+            start, end = membership_span(roster.at[row, "joined"], roster.at[row, "transfer_in"],
+                                         roster.at[row, "transfer_out"])
+            if start is not None and end is not None and end < start:
+                self.add("transfer_out_before_start", sheet, f"{letters.get('transfer_out', 'H')}{row}", end,
+                         row=row, name=names[row], start=start.isoformat())
 
     # 基础积分
     def check_grid(self, roster: pd.DataFrame) -> None:
@@ -378,7 +396,10 @@ class _Context:
                      row=row, other=first_row[seq])
         roster_valid = roster[roster["seq"].notna() & ~roster["seq"].duplicated(keep=False)]
         missing = roster_valid[~roster_valid["seq"].isin(set(seen))]
-        if not missing.empty and len(missing) < len(roster_valid):
+        if not roster_valid.empty and len(missing) == len(roster_valid):
+            # an empty grid, or one naming nobody on the roster: one problem, not one per member
+            self.add("grid_without_members", sheet, f"A{spec.GRID_FIRST_ROW}")
+        else:
             for row, name in missing["name"].items():
                 self.add("member_not_in_grid", spec.ROSTER.name,
                          f"{self.letters['roster'].get('name', 'B')}{row}", name, row=row)
@@ -405,11 +426,11 @@ class _Context:
                                         for k, part in enumerate(columns))
         names = dict(zip(keys.index.tolist(), keys["name"].tolist(), strict=True))
 
-        def report(code: str, at: np.ndarray, value: Any = None) -> None:
+        def report(code: str, at: np.ndarray, **extra: Any) -> None:
             for i in np.flatnonzero(at).tolist():
                 event, row = events[event_of[i]], int(rows[i])
-                self.add(code, sheet, f"{grid.letters[event.header]}{row}",
-                         raw[i] if value is None else (names.get(row) or ""), row=row, header=event.header)
+                self.add(code, sheet, f"{grid.letters[event.header]}{row}", raw[i], row=row, header=event.header,
+                         name=names.get(row) or "", **{k: v[i % n] for k, v in extra.items()})
 
         report("attendance_not_mark", invalid)
         in_period = months_of <= self.period.last_month
@@ -419,8 +440,18 @@ class _Context:
             first = int(np.flatnonzero(later)[0])
             self.add("second_half_blank", sheet, f"{grid.letters[events[event_of[first]].header]}{int(rows[first])}")
             in_period = in_period & ~later
-        report("attendance_blank", blank & in_period, value=True)
+        report("attendance_blank", blank & in_period)
         report("attendance_leave_for_dues", leave & np.repeat([e.dues for e in events], n))
+        if self.year is not None:
+            where = self.membership(roster, matched, [self.event_dates.get(h) for h in headers], months_of, n)
+            is_na = codes == "na"
+            marked = (codes == "attended") | (codes == "absent") | (codes == "leave")
+            report("na_without_dates", is_na & (where == _NO_DATES))
+            basis = self.basis_of(roster, matched)
+            report("na_inside_membership", is_na & (where == _INSIDE), basis=basis)
+            outside = marked & (where == _OUTSIDE)
+            report("mark_outside_membership", outside, basis=basis)
+            codes = np.where(outside, "na", codes)  # the month is not applicable, whatever it says
         letters = [grid.letters[h] for h in headers]
         self.attendance = pd.DataFrame({
             "seq": np.tile(matched.to_numpy(dtype=object), len(events)),
@@ -432,6 +463,56 @@ class _Context:
             "cell": [f"{letters[e]}{r}" for e, r in zip(event_of.tolist(), rows.tolist(), strict=True)],
             "col": np.repeat([_column_index(letter) for letter in letters], n),
         })
+
+    def membership(self, roster: pd.DataFrame, matched: pd.Series, dates: list[dt.date | None],
+                   months_of: np.ndarray, n: int) -> np.ndarray:
+        """Where each grid cell (event by event, as `months_of`) stands against its member's span in the branch:
+        _INSIDE, _OUTSIDE, _EDGE (an undated event in the month the span starts or ends: either is accepted),
+        _NO_DATES (the roster gives no date at all), or _EXEMPT (not scored, not checked)."""
+        assert self.year is not None
+        spans = self._spans(roster)
+        seqs = matched.tolist()
+        out = np.empty(len(months_of), dtype=np.int8)
+        for i, month in enumerate(months_of.tolist()):
+            span = spans.get(seqs[i % n])
+            if span is None:
+                out[i] = _EXEMPT
+                continue
+            start, end = span
+            if start is None and end is None:
+                out[i] = _NO_DATES
+                continue
+            day = dates[i // n]
+            first, last = (day, day) if day is not None else _month_bounds(self.year, month)
+            if (start is not None and start > last) or (end is not None and end < first):
+                out[i] = _OUTSIDE
+            elif (start is None or start <= first) and (end is None or end >= last):
+                out[i] = _INSIDE
+            else:
+                out[i] = _EDGE
+        return out
+
+    def _spans(self, roster: pd.DataFrame) -> dict[int, tuple[dt.date | None, dt.date | None]]:
+        """Each scored member's span in the branch, by 序号 (exempt members are not scored, so not checked)."""
+        spans = {}
+        for seq, exempt, joined, t_in, t_out in zip(
+                roster["seq"].tolist(), roster["exempt"].tolist(), roster["joined"].tolist(),
+                roster["transfer_in"].tolist(), roster["transfer_out"].tolist(), strict=True):
+            if not is_blank(seq) and exempt != "是":
+                spans[int(seq)] = membership_span(joined, t_in, t_out)
+        return spans
+
+    def basis_of(self, roster: pd.DataFrame, matched: pd.Series) -> list[str]:
+        """Per grid row, the roster dates that decide its member's span, in words (for the messages)."""
+        words = {}
+        for seq, joined, t_in, t_out in zip(roster["seq"].tolist(), roster["joined"].tolist(),
+                                            roster["transfer_in"].tolist(), roster["transfer_out"].tolist(),
+                                            strict=True):
+            parts = [f"{label}{d.isoformat()}" for label, d in (("入党日期", joined), ("转入日期", t_in),
+                                                                  ("转出日期", t_out)) if d is not None]
+            if not is_blank(seq):
+                words[int(seq)] = "、".join(parts)
+        return [words.get(s, "") if s is not None else "" for s in matched.tolist()]
 
     def event_months(self, dates: dict[str, Any], letters: dict[str, str]) -> dict[str, int]:
         """The month each event belongs to: its date in row 2 if given, else its slot's last month."""
@@ -555,6 +636,23 @@ class _Context:
         return Branch(self.book.path, info, roster.reset_index(drop=True), attendance,
                       tables["incentive"], tables["negative"], tables["veto"], tables["objections"],
                       dict(self.event_dates))
+
+
+_INSIDE, _OUTSIDE, _EDGE, _NO_DATES, _EXEMPT = range(5)
+
+
+def membership_span(joined: dt.date | None, transfer_in: dt.date | None,
+                    transfer_out: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
+    """(first day, last day) a member belongs to the branch: from 入党日期 or 转入日期, whichever is later and
+    given, to 转出日期; None where the roster leaves that end open."""
+    starts = [d for d in (joined, transfer_in) if d is not None]
+    return (max(starts) if starts else None), transfer_out
+
+
+def _month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
+    import calendar
+
+    return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
 def _column_index(letter: str) -> int:

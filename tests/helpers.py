@@ -25,8 +25,10 @@ def info(**over: Any) -> dict[str, Any]:
 
 
 def member(seq: int, name: str, category: str = "正式党员", exempt: str | None = None,
-           reason: str | None = None, birth: Any = dt.date(1980, 5, 1)) -> list[Any]:
-    return [seq, name, "男", birth, category, dt.date(2005, 7, 1), exempt, reason, None]
+           reason: str | None = None, birth: Any = dt.date(1980, 5, 1), joined: Any = dt.date(2005, 7, 1),
+           transfer_in: Any = None, transfer_out: Any = None) -> list[Any]:
+    """A roster row, in the template's column order."""
+    return [seq, name, "男", birth, category, joined, transfer_in, transfer_out, exempt, reason, None]
 
 
 def marks(default: str = "√", **by_event: str) -> list[str]:
@@ -46,16 +48,17 @@ def months(mark: str, *month_numbers: int, base: str = "√") -> dict[str, str]:
 def build(path: Path, *, roster: list[list[Any]] | None = None, grid: dict[int, list[str]] | None = None,
           incentive: list[list[Any]] | None = None, negative: list[list[Any]] | None = None,
           veto: list[list[Any]] | None = None, objections: list[list[Any]] | None = None,
-          info_over: dict[str, Any] | None = None, grid_rows: list[list[Any]] | None = None) -> Path:
+          info_over: dict[str, Any] | None = None, grid_rows: list[list[Any]] | None = None,
+          grid_dates: dict[str, Any] | None = None, rules=None) -> Path:
     """Write a standard workbook; members default to all √ unless `grid` gives their marks by 序号."""
     roster = roster if roster is not None else [member(1, "张三"), member(2, "李四")]
     grid = grid or {}
     if grid_rows is None:
         grid_rows = [[m[0], m[1], *grid.get(m[0], marks())] for m in roster]
-    filling = Filling(info=info(**(info_over or {})), roster=roster, grid=grid_rows,
+    filling = Filling(info=info(**(info_over or {})), roster=roster, grid=grid_rows, grid_dates=grid_dates or {},
                       logs={"incentive": incentive or [], "negative": negative or [], "veto": veto or [],
                             "objections": objections or []})
-    wb = build_template(load_rules(), YEAR, filling=filling)
+    wb = build_template(rules or load_rules(), YEAR, filling=filling)
     write_workbook(wb, path)
     return path
 
@@ -93,6 +96,13 @@ def score(path: Path, period: str = "annual", rules=None):
 
 def total_of(scores, seq: int):
     return scores.members.set_index("seq").loc[seq, "total"]
+
+
+def cell_of(header: str, row: int = 3) -> str:
+    """The grid cell of an event (by its header) on a row: 活动日5月 of the first member is S3."""
+    from pointsbatch.workbook.read import column_letter
+
+    return f"{column_letter(len(spec.GRID_KEYS) + EVENTS.index(header))}{row}"
 
 
 def codes(validation) -> set[tuple[str, str, str]]:

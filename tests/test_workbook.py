@@ -190,7 +190,7 @@ def test_exemption_needs_a_reason_and_age_needs_a_birth_date(tmp_path):
     roster = [member(1, "张三", exempt="是"), member(2, "李四", exempt="是", reason="年满75周岁"),
               member(3, "王五", exempt="是", reason="年满75周岁", birth=None), member(4, "赵六")]
     v = load(build(tmp_path / "x.xlsx", roster=roster))
-    assert ("党员名册", "H2", "exempt_reason_missing") in codes(v)
+    assert ("党员名册", "J2", "exempt_reason_missing") in codes(v)
     assert ("党员名册", "D3", "exempt_age_not_reached") in codes(v)
     assert ("党员名册", "D4", "exempt_birth_missing") in codes(v)
 

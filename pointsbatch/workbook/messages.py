@@ -52,15 +52,22 @@ MESSAGES = MappingProxyType(
         "name_ambiguous": "第{row}行「{value}」在名册中有同名党员，请填写序号",
         "member_not_in_grid": "名册第{row}行「{value}」在「基础积分」中没有记录，请补一行",
         "member_twice_in_grid": "第{row}行「{value}」在「基础积分」中与第{other}行重复",
-        "attendance_blank": "第{row}行「{value}」的「{header}」为空，本计分期内的每一格都要填写",
+        "attendance_blank": "第{row}行「{name}」的「{header}」为空，本计分期内的每一格都要填写",
+        "na_inside_membership": "第{row}行「{name}」的「{header}」为“/”（不适用），但按党员名册的{basis}，这次活动时已是本支部党员，"
+        "请按实际填写 √、× 或 假；活动在入党（转入）前或转出后举行的，请在第2行填写活动日期",
+        "na_without_dates": "第{row}行「{name}」的「{header}」为“/”（不适用），但党员名册中没有该党员的入党日期、转入日期或转出日期，"
+        "请在名册中补填，说明何时起或何时止不适用",
+        "mark_outside_membership": "第{row}行「{name}」的「{header}」为「{value}」，但按党员名册的{basis}，这次活动时不是本支部党员，此格不计分",
+        "transfer_out_before_start": "第{row}行「{name}」的转出日期{value}早于入党或转入日期{start}，请核对",
+        "grid_without_members": "「基础积分」中没有党员名册中任何一名党员的记录，请按名册每名党员填一行（序号、姓名与名册一致）",
         "attendance_leave_for_dues": "第{row}行「{header}」为“假”，党费只能填 √、× 或 /",
         "attendance_not_mark": "第{row}行「{header}」为「{value}」，应为 √、×、假 或 /",
         "event_date_outside_year": "「{header}」的活动日期{value}不在{year}年度内",
         "event_date_outside_slot": "「{header}」的活动日期{value}不在该活动所属的时段内，请核对",
-        "exempt_reason_missing": "第{row}行「{value}」免于积分管理，但没有填写免积分原因",
+        "exempt_reason_missing": "第{row}行「{name}」免于积分管理，但没有填写免积分原因",
         "exempt_reason_without_exempt": "第{row}行填写了免积分原因，但「免于积分管理」不是“是”",
-        "exempt_birth_missing": "第{row}行「{value}」以年满75周岁免积分，但没有填写出生日期",
-        "exempt_age_not_reached": "第{row}行「{value}」出生于{birth}，到{year}年12月31日未满{age}周岁，不能以年满{age}周岁免积分",
+        "exempt_birth_missing": "第{row}行「{name}」以{reason}免积分，但没有填写出生日期",
+        "exempt_age_not_reached": "第{row}行「{name}」出生于{birth}，到{year}年12月31日未满{age}周岁，不能以年满{age}周岁免积分",
         "exempt_has_records": "第{row}行「{value}」免于积分管理，其记录予以保留，但不计分",
         "rate_too_high": "奖励标准为每分{value}元，超过了每分{max}元的上限",
         "rate_negative": "奖励标准为每分{value}元，不能为负数",
@@ -74,7 +81,7 @@ MESSAGES = MappingProxyType(
 )
 
 WARNINGS = frozenset({"links_removed", "column_unknown", "exempt_has_records", "event_date_outside_slot", "too_many_problems",
-                      "notice_before_approval"})
+                      "notice_before_approval", "mark_outside_membership"})
 
 
 # Problems about the notice a run writes, not about the workbook's content: dropped when the workbook is rejected
@@ -86,7 +93,7 @@ SCOPES: MappingProxyType[str, Scope] = MappingProxyType({
     **dict.fromkeys(("file_unreadable", "file_encrypted", "file_old_xls", "internal_error", "file_too_large",
                      "links_removed", "file_not_standard", "too_many_problems", "file_not_found"), "file"),
     **dict.fromkeys(("sheet_unreadable", "sheet_missing", "column_missing", "column_unknown", "column_duplicate",
-                     "info_missing", "roster_empty", "approval_date_missing"), "sheet"),
+                     "info_missing", "roster_empty", "approval_date_missing", "grid_without_members"), "sheet"),
 })
 
 

@@ -454,7 +454,7 @@ def _read_table(sheet: spec.TableSheet, rows: list[list[Any]], problems: list[Pr
     for col in sheet.columns:
         if col.header in found:
             present.append(col)
-        elif col.required or sheet.required:
+        elif col.required or (sheet.required and not col.added):
             problems.append(problem("column_missing", sheet.name, "A1", col.header))
     body = rows[sheet.first_row - 1 :]
     data = {}

@@ -53,6 +53,7 @@ MARK_CODES = MappingProxyType({"√": "attended", "×": "absent", "假": "leave"
 YES_NO = _choice("列表_是否", ("是", "否"), {"Y": "是", "y": "是", "N": "否", "n": "否", "√": "是", "×": "否"})
 CATEGORY = _choice("列表_党员类别", ("正式党员", "预备党员"), {"正式": "正式党员", "预备": "预备党员"})
 GENDER = _choice("列表_性别", ("男", "女"))
+# The four lists below are the bundled rules' defaults: the rules file's own lists replace them (Rules.choice).
 EXEMPT_REASON = _choice("列表_免积分原因", ("年满75周岁", "身体不便"))
 INCENTIVE_ITEM = _choice(
     "列表_激励项目",
@@ -108,7 +109,8 @@ class Column:
     required: bool = False
     choice: Choice | None = None
     width: int = 12
-    help: str = ""
+    help: str = ""  # may quote the rules' numbers and labels: {age_reason}, {max_reward_rate} (Rules.words)
+    added: bool = False  # added to the template later: a workbook made from an older one may lack the column
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ INFO_KEYS: tuple[InfoKey, ...] = (
     InfoKey("联系邮箱", "email", "text", help="镇支部名录中有邮箱的，以名录为准"),
     InfoKey("上半年核定日期", "h1_date", "date", help="支委会核定上半年积分的日期；上半年计分时必填"),
     InfoKey("年度核定日期", "annual_date", "date", help="支委会核定年度积分的日期；年度计分时必填"),
-    InfoKey("奖励标准（元/分）", "rate", "number", help="每分奖励的元数，不高于5元；不发放可不填"),
+    InfoKey("奖励标准（元/分）", "rate", "number", help="每分奖励的元数，不高于{max_reward_rate}元；不发放可不填"),
 )
 
 ROSTER = TableSheet(
@@ -164,9 +166,13 @@ ROSTER = TableSheet(
         SEQ,
         NAME,
         Column("性别", "gender", "choice", choice=GENDER, width=6),
-        Column("出生日期", "birth", "date", width=12, help="以“年满75周岁”免积分时必填"),
+        Column("出生日期", "birth", "date", width=12, help="以“{age_reason}”免积分时必填"),
         Column("党员类别", "category", "choice", required=True, choice=CATEGORY, width=10),
-        Column("入党日期", "joined", "date", width=12),
+        Column("入党日期", "joined", "date", width=12, help="本年度入党的，入党前的活动填“/”"),
+        Column("转入日期", "transfer_in", "date", width=12, added=True,
+               help="本年度组织关系转入本支部的日期；转入前的活动填“/”"),
+        Column("转出日期", "transfer_out", "date", width=12, added=True,
+               help="本年度组织关系转出本支部的日期；转出后的活动填“/”"),
         Column("免于积分管理", "exempt", "choice", choice=YES_NO, width=12, help="是 / 否，空白视为否"),
         Column("免积分原因", "exempt_reason", "choice", choice=EXEMPT_REASON, width=12, help="免于积分管理为“是”时必填"),
         Column("备注", "note", "text", width=20),

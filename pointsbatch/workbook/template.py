@@ -54,8 +54,8 @@ def build_template(rules: Rules, year: int | None = None, branch: str | None = N
     guide = wb.active
     guide.title = spec.GUIDE_SHEET
     _write_guide(guide, rules, year)
-    _write_lists(wb)
-    _write_info(wb.create_sheet(spec.INFO_SHEET), info)
+    _write_lists(wb, rules)
+    _write_info(wb.create_sheet(spec.INFO_SHEET), info, rules)
     _write_table(wb, spec.ROSTER, filling.roster, rules, year)
     _write_grid(wb, filling, year)
     for sheet in (*spec.LOG_SHEETS, spec.OBJECTIONS):
@@ -131,6 +131,8 @@ def _write_guide(ws: Worksheet, rules: Rules, year: int) -> None:
         year=year,
         max_rate=_n(rules.grades.max_reward_rate),
         exempt_age=rules.exempt_age,
+        age_reason=rules.lists.age_reason,
+        title=rules.title,
         activity_max=_n(inc.activity_max),
         step=_n(inc.step),
         multiplier=_n(inc.leading_multiplier),
@@ -160,9 +162,9 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _write_lists(wb: Workbook) -> None:
+def _write_lists(wb: Workbook, rules: Rules) -> None:
     ws = wb.create_sheet(spec.LISTS_SHEET)
-    for idx, choice in enumerate(spec.CHOICES):
+    for idx, choice in enumerate(rules.choice(c) for c in spec.CHOICES):
         letter = column_letter(idx)
         ws.cell(1, idx + 1, choice.range_name)
         for row, value in enumerate(choice.values, start=2):
@@ -182,7 +184,7 @@ def _list_validation(choice: spec.Choice, help_text: str = "") -> DataValidation
     return dv
 
 
-def _write_info(ws: Worksheet, info: dict[str, Any]) -> None:
+def _write_info(ws: Worksheet, info: dict[str, Any], rules: Rules) -> None:
     _header(ws, ["项目", "内容"], [22, 40])
     ws.cell(1, 1).value, ws.cell(1, 2).value = "项目", "内容"
     for i, key in enumerate(spec.INFO_KEYS, start=2):
@@ -193,7 +195,7 @@ def _write_info(ws: Worksheet, info: dict[str, Any]) -> None:
         if key.kind == "date":
             value.number_format = DATE_FORMAT
         if key.help:
-            ws.cell(i, 3, key.help).font = Font(color="808080")
+            ws.cell(i, 3, key.help.format_map(rules.words())).font = Font(color="808080")
     ws.column_dimensions["C"].width = 50
     ws.freeze_panes = "A2"
     _print_setup(ws, len(spec.INFO_KEYS) + 1, 3)
@@ -206,7 +208,7 @@ def _validations_for(sheet: spec.TableSheet, rules: Rules, year: int, last_row: 
         rng = f"{letter}{sheet.first_row}:{letter}{last_row}"
         dv = None
         if col.choice is not None:
-            dv = _list_validation(col.choice, col.help)
+            dv = _list_validation(rules.choice(col.choice), col.help.format_map(rules.words()))
         elif col.kind == "score":
             inc = rules.incentive
             dv = DataValidation(type="decimal", operator="between", formula1="0", formula2=_n(inc.activity_max),
