@@ -289,7 +289,7 @@ class _Context:
                     if key.key == self.period.info_date_key:
                         self.add("approval_date_missing", sheet, cell or "B1", header=key.label, period=self.period.label)
                     else:
-                        self.add("info_missing", sheet, cell or "A1", key.label)
+                        self.add("info_missing", sheet, cell or "A1", None, header=key.label)
                 continue
             parsed = parser_for(spec.Column(key.label, key.key, key.kind))(value)
             if parsed is INVALID:
@@ -582,7 +582,7 @@ class _Context:
                 elif name not in roster_names:
                     self.add("name_not_in_roster", sheet, f"{name_letter}{row}", name, row=row)
                 elif counts.get(name, 0) > 1:
-                    self.add("name_ambiguous", sheet, f"{seq_letter}{row}", name, row=row)
+                    self.add("name_ambiguous", sheet, f"{seq_letter}{row}", None, row=row, name=name)
         return pd.Series([found_seqs.get(row) for row in keys.index.tolist()], index=keys.index, dtype=object)
 
     def match_members(self, sheet: spec.TableSheet, log: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:

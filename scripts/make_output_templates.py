@@ -82,6 +82,7 @@ def results_template() -> Workbook:
         "{%row for e in ledger %}",
         {8: "0.##", 9: "0.####", 10: "0.##"},
     )
+    ws.auto_filter.ref = "A3:K3"  # sorted by member, then item: a filter picks one member or one item
     ws = wb.create_sheet("复核提示")
     table(ws, "需要复核的情况", [("序号", 6), ("姓名", 10), ("提示", 14), ("说明", 80)],
           ["{{ f.seq }}", "{{ f.name }}", "{{ f.flag }}", "{{ f.note }}"], "{%row for f in flags %}")

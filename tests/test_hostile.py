@@ -164,7 +164,7 @@ def test_hidden_merged_renamed_and_reordered_sheets_are_read(tmp_path):
     wb["负面清单"].sheet_state = "hidden"
     wb["基础积分"].row_dimensions[3].hidden = True
     wb["填表说明"].merge_cells("A1:C1")
-    wb["党员名册 "]["J1"] = "联系电话"
+    wb["党员名册 "]["L1"] = "联系电话"
     wb.save(path)
     v = load(path)
     assert v.accepted, [p.message for p in v.problems]

@@ -6,16 +6,19 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
-from helpers import EVENTS, YEAR, act, build, member, neg, score, veto_row
+from helpers import EVENTS, YEAR, act, build, cell_of, member, neg, score, veto_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pointsbatch.rules import load_rules
 from pointsbatch.score import round_half_up
+from pointsbatch.validate import validate_workbook
+from pointsbatch.workbook.read import read_workbook
 from pointsbatch.workbook.spec import GRID_EVENTS, INCENTIVE_ITEM, NEGATIVE_CASE
 
 NAMES = ["张三", "李四", "王五"]
-MARKS = st.sampled_from(["√", "√", "√", "×", "假", "/"])
-DUES = st.sampled_from(["√", "√", "×", "/"])
+MARKS = st.sampled_from(["√", "√", "√", "×", "假"])  # "/" needs roster dates: its own property below
+DUES = st.sampled_from(["√", "√", "×"])
 ROW = st.tuples(*[DUES if e.dues else MARKS for e in GRID_EVENTS]).map(list)
 ACTIVITY = st.tuples(st.sampled_from(NAMES), st.sampled_from(INCENTIVE_ITEM.values),
                      st.sampled_from([0, 0.5, 1, 2, 2.5, 3, 4]), st.booleans(), st.integers(1, 12))
@@ -77,3 +80,55 @@ def test_a_deduction_never_raises_a_total(grid, acts, negs, extra):
     after = _totals(_score(grid, acts, negs + [extra]))
     for seq in before:
         assert after[seq] <= before[seq]
+
+
+def _month_inside(event, joined: dt.date | None, left: dt.date | None) -> bool:
+    """The event's whole month (its default month: the grid here gives no dates) lies in the membership span."""
+    first = dt.date(YEAR, event.default_month, 1)
+    last = dt.date(YEAR + (event.default_month == 12), event.default_month % 12 + 1, 1) - dt.timedelta(days=1)
+    return (joined is None or joined <= first) and (left is None or left >= last)
+
+
+SPAN_DATES = st.one_of(st.none(), st.dates(dt.date(YEAR, 1, 1), dt.date(YEAR, 12, 31)))
+
+
+@SETTINGS
+@given(row=ROW, joined=st.one_of(st.just(dt.date(2005, 7, 1)), SPAN_DATES), left=SPAN_DATES,
+       cell=st.integers(0, len(EVENTS) - 1))
+def test_not_applicable_never_raises_a_score_unless_the_roster_allows_it(row, joined, left, cell):
+    """Turning one cell into "/" is refused at that cell when the roster puts the event's whole month inside the
+    member's span (so "/" can never erase an absence there, nor raise the score by prorating); it is accepted only
+    where the roster puts the month (partly) outside the span."""
+    if joined is not None and left is not None and left < joined:
+        left, joined = joined, left
+    event = GRID_EVENTS[cell]
+    # the member's cells outside the span are "/" already (what a correct workbook holds)
+    base_row = ["/" if not _month_inside(e, joined, left) and _month_outside(e, joined, left) else m
+                for e, m in zip(GRID_EVENTS, row, strict=True)]
+    changed = base_row[:]
+    changed[cell] = "/"
+    with tempfile.TemporaryDirectory() as tmp:
+        roster = [member(1, "张三", joined=joined, transfer_out=left), member(2, "李四")]
+        before_path = build(Path(tmp) / "a.xlsx", roster=roster, grid={1: base_row})
+        after_path = build(Path(tmp) / "b.xlsx", roster=roster, grid={1: changed})
+        before = validate_workbook(read_workbook(before_path), _RULES)
+        after = validate_workbook(read_workbook(after_path), _RULES)
+        if _month_inside(event, joined, left) and base_row[cell] != "/":
+            assert after.branch is None
+            assert {(p.cell, p.code) for p in after.problems if p.is_error} <= {
+                (EVENT_CELLS[cell], "na_inside_membership"), (EVENT_CELLS[cell], "na_without_dates")}
+            return
+        # the roster allows it (the month is outside the span, or the edge month): no complaint at that cell
+        assert not any(p.cell == EVENT_CELLS[cell] and p.code.startswith("na_") for p in after.problems)
+        if before.branch is not None and not _month_outside(event, joined, left):
+            assert after.branch is not None  # (an edge month takes either mark)
+
+
+def _month_outside(event, joined: dt.date | None, left: dt.date | None) -> bool:
+    first = dt.date(YEAR, event.default_month, 1)
+    last = dt.date(YEAR + (event.default_month == 12), event.default_month % 12 + 1, 1) - dt.timedelta(days=1)
+    return (joined is not None and joined > last) or (left is not None and left < first)
+
+
+_RULES = load_rules()
+EVENT_CELLS = [cell_of(e.header) for e in GRID_EVENTS]

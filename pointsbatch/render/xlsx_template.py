@@ -6,6 +6,7 @@
   with the row's style, and the rows below it move down.
 - Text that a spreadsheet would run as a formula never becomes one: values are always written as values.
 - A sheet whose title is an expression that gives nothing (`{{'优秀名单' if period.graded}}`) is left out.
+- A sheet's autofilter on the header above the repeat row covers every repeated row.
 
 The template is read once per process with openpyxl into a plan (cells, styles, widths, heights, merged cells,
 frozen panes, page setup); each output is then written with XlsxWriter, several times faster than building and
@@ -69,6 +70,7 @@ class _Sheet:
     columns: list[tuple[int, int, float | None, bool]] = field(default_factory=list)
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     freeze: tuple[int, int] | None = None
+    autofilter: tuple[int, int, int, int] | None = None  # first row, column, last row, column (1-based)
     setup: list[tuple[str, tuple]] = field(default_factory=list)  # XlsxWriter worksheet calls
     # conditional formats, by priority: ranges (first row, first column, last row, last column; 1-based),
     # XlsxWriter's options without the format, and the index of the format's properties in _Plan.dxfs
@@ -210,6 +212,12 @@ def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[
         _write_static([c for c in static if c[0] >= below], ws, context, formats, dates, merged_at)
     if sheet.freeze:
         ws.freeze_panes(moved(sheet.freeze[0]) - 1, sheet.freeze[1] - 1)
+    if sheet.autofilter:
+        r1, c1, r2, c2 = sheet.autofilter
+        last = moved(r2)
+        if at is not None and r1 < at and r2 <= at:  # a filter on the table's header covers every repeated row
+            last = at + max(len(items), 1) - 1
+        ws.autofilter(moved(r1) - 1, c1 - 1, last - 1, c2 - 1)
     _page_setup(ws, sheet.setup)
     _write_conditional(ws, sheet, shift, dxfs)
     return last_row
@@ -470,6 +478,11 @@ def _plan(path: str, mtime: float) -> _Plan:
             from openpyxl.utils.cell import coordinate_to_tuple
 
             sheet.freeze = coordinate_to_tuple(ws.freeze_panes)
+        if ws.auto_filter.ref:
+            from openpyxl.utils.cell import range_boundaries
+
+            c1, r1, c2, r2 = range_boundaries(ws.auto_filter.ref)
+            sheet.autofilter = (r1, c1, r2, c2)
         sheet.setup = _setup(ws)
         sheet.conditional = _conditional_formats(path, ws, sheet.repeat_row, dxfs)
         sheets.append(sheet)

@@ -1,7 +1,9 @@
 """Problem codes and the Chinese sentences a recorder reads for each.
 
 Tests assert on the code; the sentence may be reworded here freely. Placeholders: {row} the Excel row,
-{header} the column header, {value} the value found, plus the named extras each check passes.
+{header} the column header, {value} the value found in the cell (the problem's `value`, which the marked copy's
+问题清单 shows as the cell's content: blank for a blank cell), {name} the member a row is about, plus the named
+extras each check passes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ MESSAGES = MappingProxyType(
         "column_missing": "缺少列「{value}」，请使用标准模板的表头",
         "column_unknown": "列「{value}」不是标准模板中的列，已忽略",
         "column_duplicate": "列「{value}」出现了不止一次，请删除多余的一列",
-        "info_missing": "「支部信息」缺少「{value}」，请在B列填写",
+        "info_missing": "「支部信息」缺少「{header}」，请在B列填写",
         "grid_date_label": "A2单元格应为「活动日期」，第2行用于填写每次活动的日期",
         "formula_uncalculated": "单元格{header}是公式，但没有计算结果（读出来会是空白），请在Excel或WPS中打开、保存后再提交，或直接填写内容",
         # single cells
@@ -49,7 +51,7 @@ MESSAGES = MappingProxyType(
         "name_not_in_roster": "第{row}行「{value}」不在党员名册中，请核对姓名",
         "seq_not_in_roster": "第{row}行序号{value}在党员名册中不存在",
         "seq_name_mismatch": "第{row}行序号{value}在名册中是「{other}」，与姓名「{name}」不一致",
-        "name_ambiguous": "第{row}行「{value}」在名册中有同名党员，请填写序号",
+        "name_ambiguous": "第{row}行「{name}」在名册中有同名党员，请填写序号",
         "member_not_in_grid": "名册第{row}行「{value}」在「基础积分」中没有记录，请补一行",
         "member_twice_in_grid": "第{row}行「{value}」在「基础积分」中与第{other}行重复",
         "attendance_blank": "第{row}行「{name}」的「{header}」为空，本计分期内的每一格都要填写",

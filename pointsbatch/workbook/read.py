@@ -120,6 +120,18 @@ def clean_key(text: str) -> str:
     return _SPACES.sub("", text).strip("*")
 
 
+@lru_cache(maxsize=65536)
+def keep_text(text: str) -> str | None:
+    """Free text as typed (WORKBOOK.md, "Free text"): only control characters dropped (no output can hold them);
+    text of nothing but spaces is blank."""
+    text = _CONTROL.sub("", text)
+    return text if text.strip() else None
+
+
+def free_text(value: Any) -> Any:
+    return keep_text(value) if isinstance(value, str) else value
+
+
 def clean_value(value: Any) -> Any:
     if isinstance(value, str):
         return clean_text(value)
@@ -460,7 +472,7 @@ def _read_table(sheet: spec.TableSheet, rows: list[list[Any]], problems: list[Pr
     data = {}
     for col in present:
         idx = found[col.header]
-        clean = clean_name if col.kind == "name" else clean_value
+        clean = clean_name if col.kind == "name" else free_text if col.kind == "text" else clean_value
         data[col.key] = [clean(r[idx]) if idx < len(r) and r[idx] != "" else None for r in body]
     index = pd.RangeIndex(sheet.first_row, sheet.first_row + len(body), name="row")
     frame = pd.DataFrame(data, index=index, dtype=object)
