@@ -41,6 +41,7 @@ from .outdir import (
     swap_in,
     write_claim,
 )
+from .people import same_person_in_two_branches
 from .problems import Problem, sort_key
 from .recipients import held_feedback
 from .registry import RegistryEntry, read_registry
@@ -229,7 +230,9 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
     missing = sorted(n for n in registry if n not in sent) if registry else []
     previous = load_previous(out, year, options.period)
     report = RunReport(out, year, options.period, results, missing, compare_with_previous(previous, results),
-                       mail_held=held_feedback(results, registry))
+                       mail_held=held_feedback(results, registry),
+                       same_people=same_person_in_two_branches(
+                           (r.branch or r.name, r.people) for r in results if r.status == "accepted"))
     note_changes_since_first(report, previous)
     context = town_context(report, rules, options, previous)
     summary = submit(pool, write_summary, staging / "全镇汇总.xlsx", context, options.templates)

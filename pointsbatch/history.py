@@ -407,7 +407,7 @@ def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunO
         "run_date": options.run_date.isoformat(),
         "year": report.year,
         "period": report.period,
-        "rules": {"name": rules.name, "sha256": rules.digest, "file": str(options.rules_path or "内置规则")},
+        "rules": {"name": rules.title, "sha256": rules.digest, "file": str(options.rules_path or "内置规则")},
         "counts": {s: report.count(s) for s in ("accepted", "rejected", "ignored")} | {"missing": len(report.missing)},
         "files": [
             {
@@ -421,6 +421,7 @@ def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunO
         "missing": report.missing,
         "changes": report.changes,
         "mail_held": report.mail_held,
+        "same_person_in_two_branches": report.same_people,
         "previous_run": previous.get("run_at"),
         "first_run": report.first_run,
         "changes_since_first": report.changes_since_first,

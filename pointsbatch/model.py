@@ -55,6 +55,7 @@ class FileResult:
     cells: dict[str, str] = field(default_factory=dict)  # 支部信息 key (spec.INFO_KEYS) -> the cell it was read from
     slot: Path | None = None  # the folder its outputs are built in, before they get their final, unique names
     supervision: dict[str, Any] = field(default_factory=dict)  # supervision.branch_figures, for the town's view
+    people: list[tuple[str, str]] = field(default_factory=list)  # (姓名, 出生日期) on the roster: people.py
 
     @property
     def errors(self) -> int:
@@ -76,6 +77,7 @@ class RunReport:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase, for the benchmark
     kept: list[str] = field(default_factory=list)  # files of the old OUT pointsbatch did not write, carried over
     mail_held: list[dict[str, Any]] = field(default_factory=list)  # feedback mailed to nobody (recipients.py)
+    same_people: list[dict[str, Any]] = field(default_factory=list)  # one person on two branches' rosters
 
     def count(self, status: Status) -> int:
         return sum(f.status == status for f in self.files)

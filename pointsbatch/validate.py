@@ -344,7 +344,9 @@ class _Context:
         exempt = roster["exempt"] == "是"
         reason = roster["exempt_reason"]
         names = roster["name"]
-        for row in roster.index[exempt & reason.isna()]:
+        raw = self.book.tables["roster"].frame
+        typed_in = raw["exempt_reason"].notna() if "exempt_reason" in raw else pd.Series(False, index=raw.index)
+        for row in roster.index[exempt & reason.isna() & ~typed_in.reindex(roster.index, fill_value=False)]:
             self.add("exempt_reason_missing", sheet, f"{letters.get('exempt_reason', 'H')}{row}", None,
                      row=row, name=names[row])
         for row in roster.index[~exempt & reason.notna()]:

@@ -19,6 +19,7 @@ from .files import safe_component, sha256_or_blank
 from .history import ledger_rows, marks_rows
 from .model import FileResult
 from .names import BRANCHES, period_title
+from .people import roster_people
 from .render.feedback import write_feedback
 from .rules import PERIODS, Rules
 from .workbook.messages import problem
@@ -176,6 +177,7 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
                                          encoding="utf-8")
     result.status = "accepted"
     result.members = [{**m, "branch": branch.info.name} for m in members]
+    result.people = roster_people(branch.roster)
     result.ledger_rows = ledger_rows(branch.info.name, ledger)
     result.marks_rows = marks_rows(branch.info.name, branch.attendance, PERIODS[job.period].last_month)
     result.flags = len(scores.flags)

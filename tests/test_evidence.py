@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,27 @@ def test_free_text_is_kept_as_typed_and_the_problem_list_shows_the_cells_own_con
     blank_cell, missing_reason = listed["AB3"], listed["J3"]
     assert blank_cell[0] in (None, "") and "张三" in blank_cell[1]  # the name is in the message, not the cell
     assert missing_reason[0] in (None, "") and "李四" in missing_reason[1]
+
+
+def test_the_same_person_on_two_branches_rosters_is_flagged_not_merged(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "一.xlsx", info_over={"branch": "第一党支部"},
+          roster=[member(1, "张三"), member(2, "李四", birth=dt.date(1970, 1, 1))])
+    build(inbox / "二.xlsx", info_over={"branch": "第二党支部"},
+          roster=[member(1, "王五"), member(2, "张三"), member(3, "李四", birth=dt.date(1971, 1, 1))],
+          grid={2: marks(活动日3月="×")})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(out), "--jobs", "1", "--run-date", "2027-01-15"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "run.json").read_text("utf-8"))
+    assert manifest["same_person_in_two_branches"] == [
+        {"name": "张三", "birth": "1980-05-01", "branches": ["第一党支部", "第二党支部"]}]  # 李四: other birth dates
+    ws = load_workbook(out / "全镇汇总.xlsx")["各支部汇总"]
+    notes = {row[0].value: row[9].value for row in ws.iter_rows(min_row=4) if row[0].value}
+    assert "张三（1980-05-01）也在第二党支部名册中" in notes["第一党支部"]
+    assert "张三（1980-05-01）也在第一党支部名册中" in notes["第二党支部"]
+    assert "张三（1980-05-01）也在第二党支部名册中" in (out / "index.html").read_text("utf-8")
+    with (out / "scores.csv").open(encoding="utf-8-sig", newline="") as fh:
+        totals = sorted(r["总分"] for r in csv.DictReader(fh) if r["姓名"] == "张三")
+    assert totals == ["59.0", "60.0"]  # each branch's score stands as its workbook gives it

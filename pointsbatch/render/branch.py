@@ -147,7 +147,8 @@ def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date,
         "exempt": list(m[m["exempt"]].sort_values("seq")["name"]),
         **notice_period(branch, rules, start, contact),
         "recorder": branch.info.recorder,
-        "rules_name": rules.name,
+        "rules_name": rules.title,
+        "town": rules.town,
     }
 
 

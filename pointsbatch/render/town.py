@@ -10,6 +10,7 @@ from typing import Any
 from ..files import atomic_save, atomic_write_bytes, atomic_write_text
 from ..jinja import format_number, render_text, template_path
 from ..model import RunOptions, RunReport
+from ..people import branch_notes
 from ..rules import PERIODS, Rules
 from .xlsx_template import Rendered, render_xlsx
 
@@ -138,6 +139,7 @@ def point_bands(totals: list[float], top: float) -> list[tuple[str, int]]:
 
 def branch_rows(report: RunReport) -> list[dict[str, Any]]:
     rows = []
+    same = branch_notes(report.same_people)
     for f in report.files:
         if f.status == "ignored":
             continue
@@ -154,7 +156,8 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
                 "passed": sum(m["grade"] == "合格" for m in scored),
                 "failed": sum(m["grade"] == "不合格" for m in scored),
                 "average": round(sum(totals) / len(totals), 1) if totals else None,
-                "note": f"{f.flags}处需复核" if f.flags else "",
+                "note": "；".join(n for n in (f"{f.flags}处需复核" if f.flags else "", same.get(f.branch or "", ""))
+                                 if n),
             })
         else:
             rows.append({**_NO_FIGURES, "name": f.branch or f.name, "status": "退回",
@@ -184,7 +187,8 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
             base_max=base_max).strip(),
         "run_date": options.run_date.isoformat(),
         "run_at": options.run_at,
-        "rules_name": rules.name,
+        "rules_name": rules.title,
+        "town": rules.town,
         "branches": branch_rows(report),
         "supervision": supervision_rows(report.files, report.missing),
         "members": members,
