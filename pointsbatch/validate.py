@@ -446,6 +446,7 @@ class _Context:
         report("attendance_leave_for_dues", leave & np.repeat([e.dues for e in events], n))
         if self.year is not None:
             where = self.membership(roster, matched, [self.event_dates.get(h) for h in headers], months_of, n)
+            where[months_of > self.period.last_month] = _EXEMPT  # a half-year run judges January-June only
             is_na = codes == "na"
             marked = (codes == "attended") | (codes == "absent") | (codes == "leave")
             report("na_without_dates", is_na & (where == _NO_DATES))
@@ -470,28 +471,26 @@ class _Context:
                    months_of: np.ndarray, n: int) -> np.ndarray:
         """Where each grid cell (event by event, as `months_of`) stands against its member's span in the branch:
         _INSIDE, _OUTSIDE, _EDGE (an undated event in the month the span starts or ends: either is accepted),
-        _NO_DATES (the roster gives no date at all), or _EXEMPT (not scored, not checked)."""
+        _NO_DATES (the roster gives no date at all), or _EXEMPT (not scored, not checked). Days are compared as
+        ordinals, every cell at once."""
         assert self.year is not None
         spans = self._spans(roster)
-        seqs = matched.tolist()
-        out = np.empty(len(months_of), dtype=np.int8)
-        for i, month in enumerate(months_of.tolist()):
-            span = spans.get(seqs[i % n])
-            if span is None:
-                out[i] = _EXEMPT
-                continue
-            start, end = span
-            if start is None and end is None:
-                out[i] = _NO_DATES
-                continue
-            day = dates[i // n]
-            first, last = (day, day) if day is not None else _month_bounds(self.year, month)
-            if (start is not None and start > last) or (end is not None and end < first):
-                out[i] = _OUTSIDE
-            elif (start is None or start <= first) and (end is None or end >= last):
-                out[i] = _INSIDE
-            else:
-                out[i] = _EDGE
+        never, always = dt.date.min.toordinal(), dt.date.max.toordinal()
+        row_span = [spans.get(s) if s is not None else None for s in matched.tolist()]
+        start = np.array([never if sp is None or sp[0] is None else sp[0].toordinal() for sp in row_span])
+        end = np.array([always if sp is None or sp[1] is None else sp[1].toordinal() for sp in row_span])
+        exempt = np.array([sp is None for sp in row_span], dtype=bool)
+        undated = np.array([sp is not None and sp == (None, None) for sp in row_span], dtype=bool)
+        events = len(dates)
+        bounds = [(d, d) if d is not None else _month_bounds(self.year, int(months_of[e * n]) if n else 1)
+                  for e, d in enumerate(dates)]
+        first = np.repeat([f.toordinal() for f, _l in bounds], n)
+        last = np.repeat([la.toordinal() for _f, la in bounds], n)
+        start, end = np.tile(start, events), np.tile(end, events)
+        out = np.where((start > last) | (end < first), _OUTSIDE,
+                       np.where((start <= first) & (end >= last), _INSIDE, _EDGE)).astype(np.int8)
+        out[np.tile(undated, events)] = _NO_DATES
+        out[np.tile(exempt, events)] = _EXEMPT
         return out
 
     def _spans(self, roster: pd.DataFrame) -> dict[int, tuple[dt.date | None, dt.date | None]]:

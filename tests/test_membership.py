@@ -125,3 +125,9 @@ def test_template_from_last_year_carries_the_transfer_dates(tmp_path: Path):
     header = [c.value for c in ws[1]]
     assert header[5:8] == ["入党日期", "转入日期", "转出日期"]
     assert ws["G2"].value.date() == D(YEAR, 4, 1) and ws["H3"].value.date() == D(YEAR, 9, 15)
+
+
+def test_a_half_year_run_judges_january_to_june_only(tmp_path: Path):
+    path = build(tmp_path / "b.xlsx", grid={1: marks(活动日10月="/", 活动日5月="/")})
+    assert codes(load(path, period="h1")) == _grid_cells("na_inside_membership", "活动日5月")
+    assert codes(load(path)) == _grid_cells("na_inside_membership", "活动日5月", "活动日10月")
