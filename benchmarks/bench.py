@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scripts"))
 
 
-GENERATION = 2  # bump when generate() changes what it writes, so that stale inboxes are made again
+GENERATION = 3  # bump when generate() changes what it writes, so that stale inboxes are made again
 
 
 def generate(folder: Path, count: int, seed: int) -> tuple[list[Path], str]:

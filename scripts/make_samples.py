@@ -71,7 +71,7 @@ def branch_filling(rng: random.Random, branch: str, size: int, year: int, with_v
             birth, exempt, reason = dt.date(year - 78, 3, 2), "是", "年满75周岁"
         elif rng.random() < 0.9:
             exempt = "否"
-        roster.append([i, name, rng.choice("男女"), birth, category, joined, exempt, reason, None])
+        roster.append([i, name, rng.choice("男女"), birth, category, joined, None, None, exempt, reason, None])
         diligence = rng.choice((1.0, 0.99, 0.98, 0.96, 0.92, 0.85))
         row = []
         joined_july = i == 3 and size >= 30
