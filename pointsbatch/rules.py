@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -154,7 +154,7 @@ class Rules:
             ("基础分满分", _num(self.base_max())),
             ("不适用活动按比例折算", "是" if b.prorate else "否"),
             ("带头作用倍数", _num(i.leading_multiplier)),
-            ("激励分单项封顶", _num(i.effective_item_cap())),
+            ("激励分单项封顶", _num(i.item_cap)),
             ("单项封顶随倍数增长", (f"是，仅限带头的活动：不带头的活动合计不超过{_num(i.item_cap)}分，连同带头的活动"
                                 f"（已加倍）合计不超过{_num(i.effective_item_cap())}分")
              if i.cap_grows_with_multiplier else "否"),
@@ -286,19 +286,9 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
     )
     if not grades.pass_mark <= grades.honours_mark <= grades.excellent_mark:
         raise RulesError("规则文件设置项 grades.pass_mark ≤ honours_mark ≤ excellent_mark 的顺序不对")
-    numbers = {"exempt_age": r.get("scope.exempt_age", int, lo=0, hi=150),
-               "absence_months": r.get("veto.absence_months", int, lo=1, hi=12),
-               "dues_warning_months": r.get("veto.dues_warning_months", int, lo=1, hi=12),
-               "max_reward_rate": _num(grades.max_reward_rate), "item_cap": _num(incentive.item_cap),
-               "deduction_per_occurrence": _num(r.get("negative.deduction_per_occurrence", float, lo=0)),
-               "leading_multiplier": _num(incentive.leading_multiplier), "notice_days": r.get("notice.days", int)}
-    lists = _lists(r, numbers)
-    grid_condition = _label(r.get("veto.grid_condition", str), "veto.grid_condition", numbers)
-    if grid_condition not in lists.veto_conditions:
-        raise RulesError(f"规则文件设置项 veto.grid_condition 应为 veto.conditions 中的一项，而不是 {grid_condition}")
-    return Rules(
+    rules = Rules(
         town=r.optional("town", str, "", blank=True),
-        lists=lists,
+        lists=Lists((), (), (), (), "", ""),  # (filled below: the lists quote the numbers above)
         name=r.get("name", str),
         digest=digest,
         exempt_age=r.get("scope.exempt_age", int, lo=1, hi=150),
@@ -308,13 +298,19 @@ def _build(doc: dict[str, Any], digest: str) -> Rules:
         veto=VetoRules(
             absence_months=r.get("veto.absence_months", int, lo=1, hi=12),
             absence_items=absence_items,
-            grid_condition=grid_condition,
+            grid_condition="",
             dues_warning_months=r.get("veto.dues_warning_months", int, lo=1, hi=12),
         ),
         grades=grades,
         notice_days=r.get("notice.days", int, lo=1, hi=365),
         supervision=_supervision(r),
     )
+    numbers = _numbers(rules)
+    lists = _lists(r, numbers)
+    grid_condition = _label(r.get("veto.grid_condition", str), "veto.grid_condition", numbers)
+    if grid_condition not in lists.veto_conditions:
+        raise RulesError(f"规则文件设置项 veto.grid_condition 应为 veto.conditions 中的一项，而不是 {grid_condition}")
+    return replace(rules, lists=lists, veto=replace(rules.veto, grid_condition=grid_condition))
 
 
 def _supervision(r: _Reader) -> SupervisionRules:
@@ -329,6 +325,7 @@ def _supervision(r: _Reader) -> SupervisionRules:
 
 
 def _numbers(rules: Rules) -> dict[str, str]:
+    """What a label's {placeholder} may quote: the settings' numbers, as the outputs write them."""
     i, g = rules.incentive, rules.grades
     return {"exempt_age": str(rules.exempt_age), "absence_months": str(rules.veto.absence_months),
             "dues_warning_months": str(rules.veto.dues_warning_months), "max_reward_rate": _num(g.max_reward_rate),

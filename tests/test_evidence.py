@@ -58,6 +58,10 @@ def test_the_rules_sheet_says_how_the_cap_grows(tmp_path):
     said = dict(_rules(tmp_path, True).summary())["单项封顶随倍数增长"]
     assert said == "是，仅限带头的活动：不带头的活动合计不超过4分，连同带头的活动（已加倍）合计不超过8分"
     assert dict(_rules(tmp_path, False).summary())["单项封顶随倍数增长"] == "否"
+    from pointsbatch.workbook.template import build_template
+
+    guide = "".join(str(c.value) for c in build_template(_rules(tmp_path, True), YEAR)["填表说明"]["A"] if c.value)
+    assert "每项全年合计不超过4分；带头的活动加倍后，连同其他活动合计不超过8分。" in guide
 
 
 def test_a_logged_veto_also_found_in_the_grid_keeps_both(tmp_path):

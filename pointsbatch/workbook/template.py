@@ -136,7 +136,8 @@ def _write_guide(ws: Worksheet, rules: Rules, year: int) -> None:
         activity_max=_n(inc.activity_max),
         step=_n(inc.step),
         multiplier=_n(inc.leading_multiplier),
-        item_cap=_n(inc.effective_item_cap()),
+        item_cap=_n(inc.item_cap),
+        grown_cap=_n(inc.effective_item_cap()) if inc.cap_grows_with_multiplier else "",
         deduction=_n(rules.negative.deduction_per_occurrence),
         absence_months=rules.veto.absence_months,
     )
