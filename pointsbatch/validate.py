@@ -363,9 +363,10 @@ class _Context:
             elif self.year is not None and self.year - birth.year < age:
                 self.add("exempt_age_not_reached", sheet, cell, birth, row=row, name=names[row],
                          birth=birth.isoformat(), age=age)
-        for row in roster.index:
-            start, end = membership_span(roster.at[row, "joined"], roster.at[row, "transfer_in"],
-                                         roster.at[row, "transfer_out"])
+        for row, joined, t_in, t_out in zip(roster.index.tolist(), roster["joined"].tolist(),
+                                            roster["transfer_in"].tolist(), roster["transfer_out"].tolist(),
+                                            strict=True):
+            start, end = membership_span(joined, t_in, t_out)
             if start is not None and end is not None and end < start:
                 self.add("transfer_out_before_start", sheet, f"{letters.get('transfer_out', 'H')}{row}", end,
                          row=row, name=names[row], start=start.isoformat())
