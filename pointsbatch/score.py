@@ -363,8 +363,9 @@ def collect_vetoes(log: pd.DataFrame, absence: pd.DataFrame, rules: Rules) -> pd
     if not frames:
         return pd.DataFrame(columns=["seq", "condition", "sheet", "row", "note"])
     vetoes = pd.concat(frames, ignore_index=True)
+    # (within one condition the evidence is joined by "，": "；" separates conditions, as the slips read them)
     return vetoes.groupby(["seq", "condition"], sort=False).agg(
-        sheet=("sheet", "first"), row=("row", "first"), note=("note", "；".join)).reset_index()
+        sheet=("sheet", "first"), row=("row", "first"), note=("note", "，".join)).reset_index()
 
 
 def veto_ledger(ledger: pd.DataFrame, vetoes: pd.DataFrame) -> pd.DataFrame:

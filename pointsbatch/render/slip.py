@@ -46,7 +46,7 @@ def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, c
         "period": period.label,
         "title": period.of(branch.info.year),
         "annual": annual,
-        "rules_name": rules.name,
+        "rules_name": rules.title,
         "approval_date": approval,
         "base_names": [item.name for item in items],
         "base_max": base_max,
