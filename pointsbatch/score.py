@@ -357,7 +357,7 @@ def collect_vetoes(log: pd.DataFrame, absence: pd.DataFrame, rules: Rules) -> pd
         frames.append(pd.DataFrame({
             "seq": absence["seq"].values, "condition": rules.veto.grid_condition, "sheet": spec.GRID_SHEET,
             "row": pd.NA,
-            "note": [f"{spec.GRID_SHEET}：{s}月至{e}月连续{e - s + 1}个月无故未参加组织生活" for s, e in
+            "note": [f"{s}月至{e}月连续{e - s + 1}个月无故未参加组织生活" for s, e in
                      zip(absence["start"], absence["end"], strict=True)],
         }))
     if not frames:

@@ -71,7 +71,7 @@ def test_a_logged_veto_also_found_in_the_grid_keeps_both(tmp_path):
     veto = s.ledger[(s.ledger["seq"] == 1) & (s.ledger["code"] == scoring.VETO)]
     assert len(veto) == 1 and veto["item"].iloc[0] == "连续6个月不参加组织生活"
     note = veto["note"].iloc[0]
-    assert "支部登记（一票否决第2行），基础积分：2月至7月连续6个月无故未参加组织生活" in note
+    assert "支部登记（一票否决第2行），2月至7月连续6个月无故未参加组织生活" in note
     assert s.members.set_index("seq").loc[1, "total"] == 0
 
 

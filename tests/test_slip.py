@@ -41,6 +41,7 @@ def inbox(tmp_path: Path) -> Path:
     folder.mkdir()
     roster = [member(s, n) for s, n in NAMES.items()]
     roster[2] = member(3, "王老", exempt="是", reason="年满75周岁", birth=dt.date(1940, 1, 1))
+    roster[0] = member(1, NAMES[1], transfer_in=dt.date(YEAR, 1, 15))  # came mid-January: its dues may be "/"
     build(folder / "一支部.xlsx", roster=roster,
           grid={1: marks(党费1月="/"), 5: marks("×"), 6: leave_but_dues_unpaid()},
           incentive=[act("张三", "志愿服务", 3, "是", content="带领志愿服务队清理河道"),
