@@ -80,7 +80,8 @@ def test_codes_not_display_text_decide(tmp_path):
     path = build(tmp_path / "b.xlsx", incentive=[act("张三", "志愿服务", 4), act("张三", "志愿服务", 4, content="扣完为止")])
     s = score(path)
     assert set(s.ledger["code"]) == {scoring.BASE_ATTENDED, scoring.INCENTIVE_ACTIVITY, scoring.INCENTIVE_ITEM_CAP}
-    assert s.flags[s.flags["flag"] == "超出封顶"]["seq"].tolist() == [1]
+    row = s.members.set_index("seq").loc[1]
+    assert (row["incentive"], row["deductions"]) == (4, 0)
 
 
 def test_a_run_gives_sorted_filtered_coded_evidence(tmp_path):
@@ -97,8 +98,8 @@ def test_a_run_gives_sorted_filtered_coded_evidence(tmp_path):
     with (out / "ledger.csv").open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["branch", "seq", "name", "part", "item", "sheet", "row", "cell", "raw", "multiplier", "points",
-                       "note", "code"]
-    assert [(r[1], r[4], r[12]) for r in rows[1:]] == [
+                       "note", "date", "code"]
+    assert [(r[1], r[4], r[13]) for r in rows[1:]] == [
         ("1", "足额缴纳党费", "base_attended"), ("1", "党员活动日", "base_attended"), ("1", "党课", "base_attended"),
         ("1", "党员大会", "base_attended"), ("1", "组织生活会", "base_attended"), ("1", "民主评议党员", "base_attended"),
         ("1", "党员承诺践诺", "base_attended"), ("1", "革命传统教育", "incentive_activity"),
@@ -110,7 +111,7 @@ def test_a_run_gives_sorted_filtered_coded_evidence(tmp_path):
     ]
     led = next(r for r in rows if r[4] == "上级表彰")
     assert led[11] == "带头组织，表彰（带头作用，按2倍计分）"  # as typed, full-width comma included
-    prorate = next(r for r in rows if r[12] == "base_prorate")
+    prorate = next(r for r in rows if r[13] == "base_prorate")
     assert prorate[7] == "C4:H4,O4:T4,AA4:AB4,AE4:AF4,AI4"
     wb = load_workbook(next((out / "支部").glob("*/*.xlsx")))
     ws = wb["积分明细"]
