@@ -81,7 +81,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def slip_file(out: Path, period: str = "年度") -> Path:
-    return out / "支部" / BRANCH / f"{BRANCH}{YEAR}年{period}个人积分告知单.html"
+    return out / "支部" / BRANCH / f"{BRANCH}{YEAR}{'' if period == '年度' else '年'}{period}个人积分告知单.html"
 
 
 def test_every_roster_member_gets_one_slip_with_the_numbers_of_scores_and_ledger(inbox, tmp_path):
