@@ -138,11 +138,10 @@ class Rules:
         return {**_numbers(self), "age_reason": self.lists.age_reason,
                 "grid_condition": self.veto.grid_condition, "dues_condition": self.lists.dues_condition}
 
-    def base_max(self, items_in_period: list[str] | None = None) -> float:
-        """The most base points the grid's events can give (all events, or those named)."""
+    def base_max(self) -> float:
+        """The most base points the grid's events can give in a year."""
         points = self.base.points()
-        keys = items_in_period if items_in_period is not None else [e.item for e in spec.GRID_EVENTS]
-        return float(sum(points[k] for k in keys))
+        return float(sum(points[e.item] for e in spec.GRID_EVENTS))
 
     def summary(self, graded: bool = True) -> list[tuple[str, str]]:
         """The settings as (说明, 值) pairs, for the sheet that states the rules applied; without the grades' marks

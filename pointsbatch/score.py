@@ -329,18 +329,24 @@ def detect_absence_vetoes(att: pd.DataFrame, rules: Rules, per: Period) -> pd.Da
     by_month = flags.groupby(["seq", "month"])[["attended", "absent"]].any()
     missed = (by_month["absent"] & ~by_month["attended"]).unstack(fill_value=False)
     missed = missed.reindex(columns=range(1, per.last_month + 1), fill_value=False).astype(bool)
-    need = rules.veto.absence_months
-    grid = missed.to_numpy(dtype=bool)
-    run = np.zeros(len(missed), dtype=int)
-    found_end = np.zeros(len(missed), dtype=int)
-    best = np.zeros(len(missed), dtype=int)
-    for i, month in enumerate(missed.columns):  # twelve steps over all members at once
+    best, found_end = longest_runs(missed)
+    hit = best >= rules.veto.absence_months
+    return pd.DataFrame({"seq": missed.index[hit], "start": (found_end - best + 1)[hit], "end": found_end[hit]})
+
+
+def longest_runs(months: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For a table of booleans (a row a member, a column a month, in order): each row's longest run of True in
+    consecutive columns, and the month that run ends in (the first such run on a tie)."""
+    grid = months.to_numpy(dtype=bool)
+    run = np.zeros(len(months), dtype=int)
+    best = np.zeros(len(months), dtype=int)
+    end = np.zeros(len(months), dtype=int)
+    for i, month in enumerate(months.columns):  # twelve steps over all members at once
         run = np.where(grid[:, i], run + 1, 0)
         longer = run > best
         best = np.where(longer, run, best)
-        found_end = np.where(longer, month, found_end)
-    hit = best >= need
-    return pd.DataFrame({"seq": missed.index[hit], "start": (found_end - best + 1)[hit], "end": found_end[hit]})
+        end = np.where(longer, month, end)
+    return best, end
 
 
 def collect_vetoes(log: pd.DataFrame, absence: pd.DataFrame, rules: Rules) -> pd.DataFrame:
@@ -436,11 +442,8 @@ def second_look_flags(members: pd.DataFrame, ledger: pd.DataFrame, absence: pd.D
     dues = att[att["item"] == "dues"]
     if not dues.empty:
         unpaid = (dues["mark"] == "absent").groupby([dues["seq"], dues["month"]]).any().unstack(fill_value=False)
-        run = pd.Series(0, index=unpaid.index)
-        best = run.copy()
-        for month in sorted(unpaid.columns):
-            run = (run + 1).where(unpaid[month], 0)
-            best = np.maximum(best, run)
+        unpaid = unpaid.reindex(columns=range(1, 13), fill_value=False)  # a month without a dues cell breaks a run
+        best = pd.Series(longest_runs(unpaid)[0], index=unpaid.index)
         refused = {s for s, c in logged if c == rules.lists.dues_condition}
         for s in best.index[best >= rules.veto.dues_warning_months]:
             if s not in refused:

@@ -123,7 +123,6 @@ class TableSheet:
     required: bool = True
     first_row: int = 2
     template_rows: int = 2000
-    help: str = ""
     main_key: str = "name"  # the column a ledger row points at
 
     def column(self, key: str) -> Column:
@@ -178,7 +177,6 @@ ROSTER = TableSheet(
         Column("备注", "note", "text", width=20),
     ),
     template_rows=200,
-    help="每名党员一行。序号为整数且不重复。",
 )
 
 INCENTIVE = TableSheet(
@@ -195,7 +193,6 @@ INCENTIVE = TableSheet(
         Column("备注", "note", "text", width=20),
     ),
     required=True,
-    help="每次活动一行。",
     main_key="points",
 )
 
@@ -211,7 +208,6 @@ NEGATIVE = TableSheet(
         Column("核实人", "verifier", "name", width=10),
         Column("备注", "note", "text", width=20),
     ),
-    help="每发现一次一行，每次扣分。",
     main_key="case",
 )
 
@@ -226,7 +222,6 @@ VETO = TableSheet(
         Column("处理依据", "basis", "text", width=28),
         Column("备注", "note", "text", width=20),
     ),
-    help="经支部认定的一票否决情形，每人每种情形一行。",
     main_key="condition",
 )
 
@@ -242,7 +237,6 @@ OBJECTIONS = TableSheet(
     ),
     required=False,
     template_rows=200,
-    help="公示期间党员提出的异议及处理情况。",
 )
 
 LOG_SHEETS: tuple[TableSheet, ...] = (INCENTIVE, NEGATIVE, VETO)
