@@ -16,7 +16,7 @@ from .cli_chinese import INTEGER, Choice
 from .cli_chinese import Group as ChineseGroup
 from .cli_chinese import Path as PathType
 from .display import printable
-from .names import SETTINGS_FILE, period_title
+from .names import FAILED, SETTINGS_FILE, period_title
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -379,7 +379,7 @@ def _print_summary(console, report) -> None:
     for f in report.files:
         if f.status == "accepted":
             scored = [m for m in f.members if not m["exempt"]]
-            failed = sum(m["grade"] == "不合格" for m in scored)
+            failed = sum(m["grade"] == FAILED for m in scored)
             note = f"{len(f.members)}名党员" + (f"，{failed}名不合格" if failed else "") + (
                 f"，{f.flags}处需复核" if f.flags else "")
             note = _plain(note) + "".join(f"。[yellow]公示开始日期早于支委会核定日期{p.value}，请核对[/yellow]"

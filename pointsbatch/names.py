@@ -10,6 +10,10 @@ SENT_LOG = "发送记录.json"
 SETTINGS_FILE = "pointsbatch.toml"  # in the working folder: the clerk's usual options
 RESULTS = "results"  # the default folder of every run's OUT: results/<year><period>
 
+# the grades (参考等次) and the exempt mark, as every output writes them
+EXCELLENT, PASSED, FAILED, EXEMPT = "优秀", "合格", "不合格", "免于积分管理"
+GRADES = (EXCELLENT, PASSED, FAILED)
+
 PERIOD_LABELS = {"annual": "年度", "h1": "上半年"}
 
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from .names import EXCELLENT, EXEMPT, FAILED, PASSED
 from .numbers import number_text as _n
 from .rules import PERIODS, Period, Rules
 from .validate import Branch
@@ -408,7 +409,7 @@ def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFra
     out["veto"] = vetoes.groupby("seq")["condition"].agg("；".join).reindex(out.index).fillna("")
     total = round_half_up(exact.clip(lower=0), g.decimals)
     out["total"] = total
-    out["grade"] = np.select([total >= g.excellent_mark, total >= g.pass_mark], ["优秀", "合格"], "不合格")
+    out["grade"] = np.select([total >= g.excellent_mark, total >= g.pass_mark], [EXCELLENT, PASSED], FAILED)
     out["honours"] = np.where(total >= g.honours_mark, "是", "否")
     rate = rates.reindex(out.index).to_numpy(dtype=float)
     out["reward"] = np.where((total >= g.pass_mark) & ~np.isnan(rate), np.round(total * rate, 2), np.nan)
@@ -416,7 +417,7 @@ def member_totals(roster: pd.DataFrame, ledger: pd.DataFrame, vetoes: pd.DataFra
         out.loc[exempt, col] = np.nan
     if not per.graded:
         out["grade"], out["honours"], out["reward"] = "", "", np.nan
-    out.loc[exempt, "grade"] = "免于积分管理"
+    out.loc[exempt, "grade"] = EXEMPT
     out.loc[exempt, "honours"] = ""
     out.loc[exempt, "veto"] = ""
     return out.reset_index()

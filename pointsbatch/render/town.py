@@ -10,6 +10,7 @@ from typing import Any
 from ..files import atomic_save, atomic_write_bytes, atomic_write_text
 from ..jinja import format_number, render_text, template_path
 from ..model import RunOptions, RunReport
+from ..names import EXCELLENT, EXEMPT, FAILED, GRADES, PASSED
 from ..people import branch_notes
 from ..rules import PERIODS, Rules
 from .xlsx_template import Rendered, render_xlsx
@@ -152,9 +153,9 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
                 "exempt": len(ms) - len(scored),
                 "highest": max(totals) if totals else None, "lowest": min(totals) if totals else None,
                 "base_max": f.base_max,
-                "excellent": sum(m["grade"] == "优秀" for m in scored),
-                "passed": sum(m["grade"] == "合格" for m in scored),
-                "failed": sum(m["grade"] == "不合格" for m in scored),
+                "excellent": sum(m["grade"] == EXCELLENT for m in scored),
+                "passed": sum(m["grade"] == PASSED for m in scored),
+                "failed": sum(m["grade"] == FAILED for m in scored),
                 "average": round(sum(totals) / len(totals), 1) if totals else None,
                 "note": "；".join(n for n in (f"{f.flags}处需复核" if f.flags else "", same.get(f.branch or "", ""))
                                  if n),
@@ -175,7 +176,7 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
     base_max = max((f.base_max or 0.0 for f in report.files if f.status == "accepted"), default=rules.base_max())
     top = base_max + rules.incentive.total_cap  # the most a member could have in the period
     if period.graded:
-        grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in ("优秀", "合格", "不合格", "免于积分管理")]
+        grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in (*GRADES, EXEMPT)]
     else:  # a half year has no grades: how its points are spread
         grade_counts = point_bands([m["total"] for m in scored], top)
     return {
@@ -192,8 +193,8 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
         "branches": branch_rows(report),
         "supervision": supervision_rows(report.files, report.missing),
         "members": members,
-        "failed": [m for m in scored if m["grade"] == "不合格"] if period.graded else [],
-        "excellent": [m for m in scored if m["grade"] == "优秀"] if period.graded else [],
+        "failed": [m for m in scored if m["grade"] == FAILED] if period.graded else [],
+        "excellent": [m for m in scored if m["grade"] == EXCELLENT] if period.graded else [],
         "grade_counts": grade_counts,
         "counts": {
             "files": len(report.files), "accepted": report.count("accepted"), "rejected": report.count("rejected"),
