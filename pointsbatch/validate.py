@@ -203,7 +203,8 @@ def column_checks(col: spec.Column, rules: Rules, year: int | None) -> list:
                      name="score_not_half_step"),
         ]
     if col.kind == "date" and col.key == "date" and year is not None:
-        checks.append(pa.Check(_each(lambda d: not isinstance(d, dt.date) or d.year == year),
+        last = year + col.years_after
+        checks.append(pa.Check(_each(lambda d: not isinstance(d, dt.date) or year <= d.year <= last),
                                name="date_outside_year"))
     if col.kind == "name":
         checks.append(pa.Check(_each(lambda v: len(str(v)) <= MAX_NAME_LENGTH), name="name_too_long"))

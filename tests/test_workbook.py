@@ -321,3 +321,13 @@ def test_workbooks_validated_together_get_what_each_gets_alone(tmp_path):
         if alone.branch is not None:
             for name in ("roster", "attendance", "incentive", "negative", "veto", "objections"):
                 pd.testing.assert_frame_equal(getattr(joint.branch, name), getattr(alone.branch, name))
+
+
+def test_an_objection_during_the_annual_notice_may_be_dated_the_next_january(tmp_path):
+    # the annual 公示 is posted after the year ends: an objection raised then is dated the next year
+    january = build(tmp_path / "a.xlsx", objections=[[dt.date(YEAR + 1, 1, 13), "李四", "扣分有误", "误记", "已删除"]])
+    assert codes(load(january)) == set()
+    later = build(tmp_path / "b.xlsx", objections=[[dt.date(YEAR + 2, 1, 13), "李四", "扣分有误", "误记", "已删除"]])
+    assert codes(load(later)) == {("异议处理", "A2", "date_outside_year")}
+    early = build(tmp_path / "c.xlsx", objections=[[dt.date(YEAR - 1, 12, 31), "李四", "扣分有误", "误记", "已删除"]])
+    assert codes(load(early)) == {("异议处理", "A2", "date_outside_year")}

@@ -111,6 +111,7 @@ class Column:
     width: int = 12
     help: str = ""  # may quote the rules' numbers and labels: {age_reason}, {max_reward_rate} (Rules.words)
     added: bool = False  # added to the template later: a workbook made from an older one may lack the column
+    years_after: int = 0  # a date may fall this many years after the assessment year (an objection in January)
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ OBJECTIONS = TableSheet(
     "异议处理",
     "objections",
     (
-        Column("日期", "date", "date", width=12),
+        # the annual 公示 is held after the year ends, so an objection is often dated the next January
+        Column("日期", "date", "date", width=12, years_after=1, help="异议提出的日期；年度公示在次年，可填次年的日期"),
         Column("姓名", "name", "name", width=10),
         Column("异议内容", "content", "text", width=30),
         Column("核实情况", "finding", "text", width=30),
