@@ -122,7 +122,7 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
                            "请把各支部的工作簿放进去后再运行。")
         prepare_container(container)
         try:
-            with hold_folder(container):
+            with hold_folder(container, shown=explicit or container):
                 report = _run_locked(entries, explicit, container, inputs, options, rules, registry, progress, pool)
         except Busy as exc:
             raise RunError(str(exc)) from None

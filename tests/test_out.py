@@ -214,7 +214,7 @@ def test_two_runs_at_once_leave_one_complete_out(inbox, tmp_path):
            "--run-date", RUN_DATE]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path) for _ in range(2)]
     outputs = [(p.wait(timeout=300), p.stdout.read().decode("utf-8")) for p in procs]  # type: ignore[union-attr]
-    assert all(code in (0, 2) for code, _ in outputs) and any(code == 0 for code, _ in outputs)
+    assert all(code in (0, 2) for code, _ in outputs) and any(code == 0 for code, _ in outputs), outputs
     for code, text in outputs:
         assert "Traceback" not in text
         if code == 2:
