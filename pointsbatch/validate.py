@@ -444,7 +444,11 @@ class _Context:
             first = int(np.flatnonzero(later)[0])
             self.add("second_half_blank", sheet, f"{grid.letters[events[event_of[first]].header]}{int(rows[first])}")
             in_period = in_period & ~later
-        report("attendance_blank", blank & in_period)
+        # an exempt member's attendance may be recorded, not must: kept, not scored (WORKBOOK.md)
+        exempt_seqs = {int(s) for s, e in zip(roster["seq"].tolist(), roster["exempt"].tolist(), strict=True)
+                       if e == "是" and not is_blank(s)}
+        exempt_rows = np.tile(np.array([s in exempt_seqs for s in matched.tolist()], dtype=bool), len(events))
+        report("attendance_blank", blank & in_period & ~exempt_rows)
         report("attendance_leave_for_dues", leave & np.repeat([e.dues for e in events], n))
         if self.year is not None:
             where = self.membership(roster, matched, [self.event_dates.get(h) for h in headers], months_of, n)

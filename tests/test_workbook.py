@@ -331,3 +331,13 @@ def test_an_objection_during_the_annual_notice_may_be_dated_the_next_january(tmp
     assert codes(load(later)) == {("异议处理", "A2", "date_outside_year")}
     early = build(tmp_path / "c.xlsx", objections=[[dt.date(YEAR - 1, 12, 31), "李四", "扣分有误", "误记", "已删除"]])
     assert codes(load(early)) == {("异议处理", "A2", "date_outside_year")}
+
+
+def test_an_exempt_members_attendance_may_be_left_blank(tmp_path):
+    roster = [member(1, "张三"), member(2, "老党员", exempt="是", reason="年满75周岁", birth=dt.date(1940, 1, 1))]
+    blank = [None] * len(marks())
+    path = build(tmp_path / "a.xlsx", roster=roster, grid_rows=[[1, "张三", *marks()], [2, "老党员", *blank]])
+    assert codes(load(path)) == set()
+    scored = [[1, "张三", *blank], [2, "老党员", *marks()]]
+    path = build(tmp_path / "b.xlsx", roster=roster, grid_rows=scored)
+    assert {code for _sheet, _cell, code in codes(load(path))} == {"attendance_blank"}
