@@ -341,3 +341,13 @@ def test_an_exempt_members_attendance_may_be_left_blank(tmp_path):
     scored = [[1, "张三", *blank], [2, "老党员", *marks()]]
     path = build(tmp_path / "b.xlsx", roster=roster, grid_rows=scored)
     assert {code for _sheet, _cell, code in codes(load(path))} == {"attendance_blank"}
+
+
+def test_a_number_typed_with_its_unit_is_read(tmp_path):
+    from pointsbatch.workbook.values import INVALID, parse_int, parse_number
+
+    assert parse_number("2分") == 2.0 and parse_number("3.5 元") == 3.5 and parse_int("2026年") == 2026
+    assert parse_number("２分") == 2.0  # full-width digits, as a Chinese input method types them
+    assert parse_number("分") is INVALID and parse_number("2个") is INVALID and parse_int("2026年度") is INVALID
+    path = build(tmp_path / "a.xlsx", incentive=[act("张三", "志愿服务", "2分")], info_over={"year": "2026年"})
+    assert codes(load(path)) == set()

@@ -66,6 +66,9 @@ def parse_date(value: Any) -> Any:
     return INVALID
 
 
+NUMBER_UNITS = ("分", "元", "年")
+
+
 def parse_number(value: Any) -> Any:
     if is_blank(value):
         return None
@@ -74,8 +77,11 @@ def parse_number(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
+        text = value.replace(",", "").strip()
+        # a recorder often types the unit the header already names: 2分, 3元, 2026年
+        text = text[:-1].rstrip() if text[-1:] in NUMBER_UNITS else text
         try:
-            number = float(value.replace(",", ""))
+            number = float(text)
         except ValueError:
             return INVALID
         return number if number == number and abs(number) != float("inf") else INVALID
