@@ -236,7 +236,7 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
     note_changes_since_first(report, previous)
     context = town_context(report, rules, options, previous)
     summary = submit(pool, write_summary, staging / "全镇汇总.xlsx", context, options.templates)
-    messages = write_outbox(staging, results, registry, options, rules, year, pool)
+    messages = write_outbox(staging, results, registry, options, rules, year, pool, report.changes_since_first)
     write_town_outputs(staging, report, context)  # while the workers write the summary and the messages
     list(messages)
     summary.result()

@@ -370,6 +370,8 @@ def test_a_corrected_run_sends_only_the_changed_branch_again_marked_as_a_correct
         body = msg.get_body(("plain",)).get_content()
         assert body.startswith("【更正】") and f"《{first_subject}》" in body and "作废" in body
         assert "积分结果" in body  # the message itself follows the note
+        # and it says whose total moved, and why, since the scores were first posted
+        assert "与本期第一次计分（公示）相比" in body and "张三：" in body and "新增激励积分" in body, body
         earlier = next(parsed(d) for r, d in handler.messages[:3] if r == ["two@example.org"])
         assert msg["From"] == SENDER and msg["Message-ID"] != earlier["Message-ID"]
         assert msg["References"] == earlier["Message-ID"]

@@ -117,9 +117,12 @@ def _one_line(text: str) -> str:
 
 def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, RegistryEntry] | None,
                  options: RunOptions, rules: Rules, year: int | None,
-                 pool: ProcessPoolExecutor | None = None) -> Iterator[None]:
+                 pool: ProcessPoolExecutor | None = None, changes: list[dict[str, Any]] | None = None
+                 ) -> Iterator[None]:
     """A message per workbook in 发件箱/; built in the workers when there are some (base64 of the attachments).
-    Returns at once with the workers' results to wait for: exhaust it (it raises what a worker raised)."""
+    `changes`: whose totals moved since the scores were first posted (history.compare_with_previous), told to
+    their branch in its message. Returns at once with the workers' results to wait for: exhaust it (it raises
+    what a worker raised)."""
     tasks = []
     folder = staging / OUTBOX
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,6 +140,7 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
             **{key: next((n for n in names if n.endswith(end)), "") for key, end in ATTACHMENTS.items()},
             "errors": res.errors,
             "problems": [f"{p.sheet} {p.cell}：{p.message}".strip() for p in res.problems if p.is_error][:50],
+            "changes": [c for c in changes or [] if c["branch"] == res.branch] if res.status == "accepted" else [],
         }
         name = unique(safe_component(res.branch or Path(res.name).stem, "工作簿"), used)
         tasks.append((folder / f"{name}.eml", context, attachments, to, options.sender, options.run_at,
