@@ -8,6 +8,7 @@ complete run or the new one.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import time
 from collections import Counter
@@ -250,8 +251,14 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
 
 
 def _ignored_digest(res: FileResult) -> str:
-    """An ignored file is not read: a huge one is hashed over its first MiB only (run.json says so)."""
+    """An ignored file is hashed for run.json only when it is a plain file of INBOX's own: never through a link
+    (it may point anywhere), a pipe or a device (reading those may never end); a huge one over its first MiB only
+    (run.json says so)."""
+    import stat
+
     try:
+        if not stat.S_ISREG(os.lstat(res.source).st_mode):
+            return ""
         digest = digest_for_manifest(Path(res.source))
     except OSError:
         return ""

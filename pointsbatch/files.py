@@ -83,12 +83,21 @@ def safe_component(name: str, fallback: str = "未命名") -> str:
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cn", "Cs"))
     text = _UNSAFE.sub("_", text).strip().strip(".").strip()
     text = re.sub(r"\s+", " ", text)[:60].strip()
+    # a file system allows 255 bytes a name, and the outputs add up to about 60 more ("…2026年上半年个人积分告知单.html",
+    # a "（2）"): a name of four-byte characters (emoji, rare CJK) must not make one branch stop the run
+    while len(text.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        text = text[:-1]
+    text = text.strip().strip(".").strip()
     if not text or set(text) <= {"_", "."}:
         return fallback
-    if text.upper().split(".")[0] in {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
-                                      *(f"LPT{i}" for i in range(10))}:
+    if text.upper().split(".")[0] in WINDOWS_RESERVED:
         text = "_" + text
     return text
+
+
+MAX_COMPONENT_BYTES = 120
+WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{i}" for i in range(10)),
+                              *(f"LPT{i}" for i in range(10))})
 
 
 def sha256_or_blank(path: Path) -> str:

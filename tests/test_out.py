@@ -313,3 +313,30 @@ def test_a_year_found_to_differ_from_the_others_is_reported_at_its_own_cell(tmp_
     manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
     [entry] = [f for f in manifest["files"] if f["name"] == "a.xlsx"]
     assert [(p["sheet"], p["cell"], p["code"]) for p in entry["problems"]] == [("支部信息", "B4", "year_mismatch")]
+
+
+def test_a_name_of_four_byte_characters_gets_short_enough_file_names(tmp_path):
+    inbox = tmp_path / "收件"
+    inbox.mkdir()
+    long_name = "𠀀" * 60  # CJK Extension B: four bytes each in UTF-8
+    build(inbox / "a.xlsx", info_over={"branch": long_name})
+    build(inbox / f"{'😀' * 60}.xlsx", info_over={"branch": "第二党支部", "rate": 9})  # rejected: its marked copy
+    build(inbox / "c.xlsx", info_over={"branch": "第三党支部"})
+    result = helpers.run(inbox, tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
+    assert [f["status"] for f in manifest["files"]] == ["accepted", "accepted", "rejected"]
+    for path in (tmp_path / "out").rglob("*"):
+        assert len(path.name.encode("utf-8")) <= 255
+    assert {f["branch"] for f in manifest["files"] if f["status"] == "accepted"} == {long_name, "第三党支部"}
+
+
+def test_a_pipe_or_a_link_to_a_device_in_the_inbox_is_ignored_without_being_read(inbox, tmp_path):
+    os.mkfifo(inbox / "管道.xlsx")
+    (inbox / "零.xlsx").symlink_to("/dev/zero")
+    (inbox / "口令.txt").symlink_to("/etc/hostname")
+    result = helpers.run(inbox, tmp_path / "out")  # (reading the pipe would wait for ever)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
+    odd = {f["name"]: (f["status"], f["sha256"]) for f in manifest["files"] if f["name"] in ("管道.xlsx", "零.xlsx", "口令.txt")}
+    assert odd == {"管道.xlsx": ("ignored", ""), "零.xlsx": ("ignored", ""), "口令.txt": ("ignored", "")}
