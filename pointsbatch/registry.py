@@ -45,7 +45,8 @@ def read_registry(path: Path) -> dict[str, RegistryEntry]:
     if "支部名称" not in header:
         raise RunError(f"支部名录 {path} 的第1行缺少「支部名称」列")
     idx = {key: header.index(h) for h, key in wanted.items() if h in header}
-    out = {}
+    out: dict[str, RegistryEntry] = {}
+    rows_of: dict[str, int] = {}
     for number, r in enumerate(rows[1:], start=2):
         def get(key: str, r: list[Any] = r) -> str:
             i = idx.get(key)
@@ -60,5 +61,10 @@ def read_registry(path: Path) -> dict[str, RegistryEntry]:
             why = address_problem(email) if email else None
             if why:
                 raise RunError(f"支部名录 {path} 的 {column_letter(idx['email'])}{number} 单元格（{name}）{why}")
+            if name in out:  # which row's address is right, only the town knows: never pick one silently
+                cell = f"{column_letter(idx['name'])}"
+                raise RunError(f"支部名录 {path} 中「{name}」出现了两次（{cell}{rows_of[name]} 和 {cell}{number}），"
+                               "请删除多余的一行后再运行")
+            rows_of[name] = number
             out[name] = RegistryEntry(get("code"), name, get("parent"), get("contact"), email)
     return out

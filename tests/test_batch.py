@@ -324,3 +324,12 @@ def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
     # the bundled templates are untouched and used again without the option
     run(inbox, tmp_path / "plain")
     assert "本镇样式" not in next((tmp_path / "plain" / "支部" / "第一党支部").glob("*积分公示.html")).read_text("utf-8")
+
+
+def test_a_branch_twice_in_the_registry_stops_the_run_naming_both_rows(inbox, tmp_path):
+    names = registry(tmp_path / "名录.xlsx", [("第一党支部", "one@example.org"), ("第二党支部", "two@example.org"),
+                                            ("第一 党支部", "evil@example.org")])  # (spaces are not a new name)
+    result = run(inbox, tmp_path / "out", "--registry", str(names))
+    text = result.output.replace("\n", "")
+    assert result.exit_code == 2 and "「第一党支部」出现了两次（B2 和 B4）" in text, text
+    assert not (tmp_path / "out").exists()
