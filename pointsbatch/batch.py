@@ -44,7 +44,7 @@ from .outdir import (
 )
 from .people import same_person_in_two_branches
 from .problems import Problem, sort_key
-from .recipients import held_feedback
+from .recipients import held_feedback, other_branch_named
 from .registry import RegistryEntry, read_registry
 from .render.feedback import write_feedback
 from .render.message import write_outbox
@@ -208,6 +208,10 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
     _reject_duplicates(processed, options.run_at)
     if registry is not None:
         for res in processed:
+            other = other_branch_named(res.name, res.branch or "", registry) if res.status == "accepted" else None
+            if other is not None:  # a branch filled in on another's workbook: whose members are these?
+                _reject(res, problem("file_names_other_branch", "支部信息", res.cells.get("branch", ""), res.branch,
+                                     file=res.name, other=other), options.run_at)
             if res.status == "accepted" and res.branch not in registry:
                 _reject(res, problem("branch_not_in_registry", "支部信息", res.cells.get("branch", ""), res.branch),
                         options.run_at)

@@ -50,7 +50,7 @@ def held_reason(res: FileResult, registry: Mapping[str, RegistryEntry] | None) -
         return None  # without a registry nothing is addressed anyway
     if res.branch not in registry:
         return "not_in_registry"
-    if _other_branch_named(res.name, res.branch, registry) is not None:
+    if other_branch_named(res.name, res.branch, registry) is not None:
         return "file_names_other"
     if not registry[res.branch].email:
         return "no_address"
@@ -64,13 +64,13 @@ def held_feedback(results: Iterable[FileResult], registry: Mapping[str, Registry
         code = held_reason(res, registry)
         if code is None:
             continue
-        other = _other_branch_named(res.name, res.branch or "", registry or {}) or ""
+        other = other_branch_named(res.name, res.branch or "", registry or {}) or ""
         held.append({"file": res.name, "branch": res.branch, "code": code,
                      "reason": HELD_REASONS[code].format(branch=res.branch or "", other=other)})
     return held
 
 
-def _other_branch_named(file_name: str, branch: str, registry: Mapping[str, RegistryEntry]) -> str | None:
+def other_branch_named(file_name: str, branch: str, registry: Mapping[str, RegistryEntry]) -> str | None:
     """A registry branch other than `branch` that the file's name names, or None.
 
     A name counts only where it is not part of a longer registry name found at the same place (镇机关第一党支部

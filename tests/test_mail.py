@@ -546,14 +546,14 @@ def test_rejection_feedback_goes_only_to_a_branch_tied_to_the_file_beyond_doubt(
 
 
 def test_which_registry_branch_a_file_name_names():
-    from pointsbatch.recipients import _other_branch_named
+    from pointsbatch.recipients import other_branch_named
 
     registry = dict.fromkeys(["第一党支部", "镇机关第一党支部", "河湾村党支部"])
-    assert _other_branch_named("镇机关第一党支部2026.xlsx", "镇机关第一党支部", registry) is None
-    assert _other_branch_named("镇机关第一党支部2026.xlsx", "第一党支部", registry) == "镇机关第一党支部"
-    assert _other_branch_named("第一党支部（改）.xlsx", "镇机关第一党支部", registry) == "第一党支部"
-    assert _other_branch_named("积分表.xlsx", "河湾村党支部", registry) is None
-    assert _other_branch_named("河湾村 党支部.xlsx", "第一党支部", registry) == "河湾村党支部"
+    assert other_branch_named("镇机关第一党支部2026.xlsx", "镇机关第一党支部", registry) is None
+    assert other_branch_named("镇机关第一党支部2026.xlsx", "第一党支部", registry) == "镇机关第一党支部"
+    assert other_branch_named("第一党支部（改）.xlsx", "镇机关第一党支部", registry) == "第一党支部"
+    assert other_branch_named("积分表.xlsx", "河湾村党支部", registry) is None
+    assert other_branch_named("河湾村 党支部.xlsx", "第一党支部", registry) == "河湾村党支部"
 
 
 def test_a_send_while_another_job_holds_out_stops_with_a_clear_message(out):

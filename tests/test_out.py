@@ -340,3 +340,24 @@ def test_a_pipe_or_a_link_to_a_device_in_the_inbox_is_ignored_without_being_read
     manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
     odd = {f["name"]: (f["status"], f["sha256"]) for f in manifest["files"] if f["name"] in ("管道.xlsx", "零.xlsx", "口令.txt")}
     assert odd == {"管道.xlsx": ("ignored", ""), "零.xlsx": ("ignored", ""), "口令.txt": ("ignored", "")}
+
+
+def test_a_workbook_filled_in_under_another_registry_branchs_name_is_held_not_mailed(tmp_path):
+    samples = Path(__file__).parent.parent / "sample_workbooks"
+    inbox = tmp_path / "收件"
+    inbox.mkdir()
+    path = inbox / "城关村党支部2026.xlsx"
+    wb = load_workbook(samples / path.name)
+    wb["支部信息"]["B2"] = "红星村党支部"  # 城关村's members, in a workbook that now claims to be 红星村's
+    wb.save(path)
+    registry = Path(__file__).parent.parent / "examples" / "支部名录.xlsx"
+    result = helpers.run(inbox, tmp_path / "out", "--registry", str(registry))
+    assert result.exit_code == 1
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))
+    [entry] = manifest["files"]
+    assert entry["status"] == "rejected" and {p["code"] for p in entry["problems"] if p["severity"] == "error"} == {
+        "file_names_other_branch"}
+    assert not (tmp_path / "out" / "支部").exists()
+    [message] = (tmp_path / "out" / "发件箱").glob("*.eml")
+    assert b"\nTo:" not in message.read_bytes()  # mailed to nobody: the clerk forwards it
+    assert [h["file"] for h in manifest["mail_held"]] == [path.name]

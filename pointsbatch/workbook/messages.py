@@ -24,6 +24,7 @@ MESSAGES = MappingProxyType(
         "links_removed": "原工作簿中的{count}处超链接或外部链接（可能指向本机或内网的文件）已从退回的标注副本中删除；原工作簿未改动",
         "file_not_standard": "不是标准的支部积分工作簿：缺少「{detail}」等工作表",
         "file_duplicate_branch": "另有文件「{detail}」也是「{value}」的工作簿，无法判断以哪份为准，两份均不予处理，请只保留一份",
+        "file_names_other_branch": "文件名「{file}」是支部「{other}」的，而这里填写的支部名称是「{value}」：无法确定是哪个支部的工作簿，已退回；请改正支部名称或文件名后重新报送",
         "branch_not_in_registry": "支部名称「{value}」不在镇支部名录中，请按名录的写法填写",
         # sheets and headers
         "sheet_unreadable": "工作表「{value}」中有无法识别的内容（{detail}），常见原因是日期格式的单元格里填了过大的数字，请检查后重新保存",
