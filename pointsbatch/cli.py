@@ -48,6 +48,8 @@ class DateType(click.ParamType):
         parsed = parse_date(value) if isinstance(value, (str, dt.date)) else None
         if not isinstance(parsed, dt.date):
             self.fail(f"「{value}」不是日期，请写成 2026-03-05、2026/3/5、2026.3.5 或 2026年3月5日", param, ctx)
+        if not 2000 <= parsed.year <= 2099:  # a typo (9999-12-31) would break every date computed from it
+            self.fail(f"「{value}」不像是计分或公示的日期，请检查年份", param, ctx)
         return parsed
 
 

@@ -219,6 +219,8 @@ class _Reader:
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不是一个确定的数字，应为{_KIND_NAMES[kind]}")
         if lo is not None and node < lo:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能小于 {lo}")
+        if hi is None and isinstance(node, (int, float)) and not isinstance(node, bool):
+            hi = SANE_CEILING  # points, marks, caps and yuan on a 100-point scale: 1e308 would overflow the sums
         if hi is not None and node > hi:  # type: ignore[operator]
             raise RulesError(f"规则文件设置项 {name} 的值 {node} 不能大于 {hi}")
         if above is not None and node <= above:  # type: ignore[operator]
@@ -241,6 +243,8 @@ class _Reader:
             return ""
         return self.get(name, kind)
 
+
+SANE_CEILING = 10_000  # no number of a points system on a 100-point scale comes near it
 
 _KIND_NAMES = {float: "数字", int: "整数", bool: "true 或 false", str: "文字", list: "列表"}
 

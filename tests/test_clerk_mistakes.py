@@ -191,6 +191,8 @@ BAD_RULES = [
     (("points = 1", "points = 0"), "base.items[0].points"),
     (("points = 1", "points = -1"), "base.items[0].points"),
     (("points = 1", "points = nan"), "base.items[0].points"),
+    (("points = 1", "points = 1e308"), "base.items[0].points"),  # finite, but the sums would overflow
+    (("max_reward_rate = 5", "max_reward_rate = 1e9"), "grades.max_reward_rate"),
     (("points = 1", 'points = "一分"'), "base.items[0].points"),
     ((r'absence_items = \[.*\]', "absence_items = []"), "veto.absence_items"),
     ((r'absence_items = \[.*\]', 'absence_items = ["activity_day", 3]'), "veto.absence_items"),
@@ -510,3 +512,14 @@ def test_a_registry_with_a_far_cell_is_refused_before_it_is_read(tmp_path):
     assert "用到第100000行" in "".join(output.split())
     assert peak_mb < 1024, peak_mb
     assert snapshot(tmp_path) == before
+
+
+def test_a_notice_start_far_in_the_future_is_a_setting_error_not_every_branchs(tmp_path):
+    from helpers import run
+
+    inbox = tmp_path / "收件"
+    inbox.mkdir()
+    build(inbox / "a.xlsx")
+    result = run(inbox, tmp_path / "out", "--notice-start", "9999-12-31")
+    assert result.exit_code == 2 and "请检查年份" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
