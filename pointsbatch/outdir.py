@@ -18,12 +18,13 @@ from typing import Any
 
 from .files import sha256_file, unique
 from .model import RunError
-from .names import HISTORY, SENT_LOG, period_title
+from .names import BRANCHES, FEEDBACK, HISTORY, OUTBOX, SENT_LOG, period_title
 
 MARKER = ".pointsbatch.json"  # in OUT: the year and period it holds, written by every run
 STAGING_PREFIX = ".pointsbatch-staging-"
 STAGING_SENTINEL = ".pointsbatch-staging"  # inside a staging folder: only such folders are ever cleaned up
 OLD_PREFIX = ".pointsbatch-old-"
+TOWN_OUTPUTS = ("scores.csv", "ledger.csv", "marks.csv", "index.html", "全镇汇总.xlsx")
 SLOTS = ".slots"  # inside staging: one folder a workbook, where its outputs are built before they are named
 # files a system or an office program drops into any folder: they do not make OUT someone else's
 SYSTEM_FILES = {"desktop.ini", "thumbs.db", ".ds_store"}
@@ -169,22 +170,43 @@ def swap_in(staging: Path, out: Path, previous_outputs: dict[str, str], history:
 
 
 def _carry_foreign(old: Path, staging: Path, previous_outputs: dict[str, str], history: str) -> list[str]:
+    """Copy what the clerk put in (or changed in) the old OUT into the new one; links are copied as links, empty
+    folders kept; nothing is followed out of OUT."""
     kept = []
-    for path in sorted(old.rglob("*")):
-        rel = path.relative_to(old).as_posix()
-        if not path.is_file() or path.is_symlink() and not path.exists():
-            continue
-        if rel in (MARKER, "run.json", SENT_LOG) or rel.startswith(f"{HISTORY}/"):
-            continue  # pointsbatch's own: the new run has its own, and carries the log and history
-        if rel in previous_outputs and previous_outputs[rel] == sha256_file(path):
-            continue  # written by the previous run and unchanged: replaced by this run's
-        target = staging / rel
-        if target.exists() or rel in previous_outputs:
-            target = staging / HISTORY / history / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-        kept.append(target.relative_to(staging).as_posix())
+    for top, dirs, files in os.walk(old, followlinks=False):
+        here = Path(top)
+        dirs.sort()
+        for name in sorted(files) + [d for d in dirs if (here / d).is_symlink()]:
+            path = here / name
+            rel = path.relative_to(old).as_posix()
+            if rel in (MARKER, "run.json", SENT_LOG) or rel.startswith(f"{HISTORY}/"):
+                continue  # pointsbatch's own: the new run has its own, and carries the log and history
+            link = path.is_symlink()
+            if not link and rel in previous_outputs and previous_outputs[rel] == sha256_file(path):
+                continue  # written by the previous run and unchanged: replaced by this run's
+            target = staging / rel
+            if target.exists() or target.is_symlink() or rel in previous_outputs or _batchs_own(rel):
+                target = staging / HISTORY / history / rel  # where it cannot pass for this run's output
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if link:
+                os.symlink(os.readlink(path), target, target_is_directory=path.is_dir())
+            else:
+                shutil.copy2(path, target)
+            kept.append(target.relative_to(staging).as_posix())
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+        if not files and not dirs and here != old:
+            rel = here.relative_to(old).as_posix()
+            if not rel.startswith(f"{HISTORY}/") and not (staging / rel).exists():
+                (staging / rel).mkdir(parents=True)
+                kept.append(rel + "/")
     return kept
+
+
+def _batchs_own(rel: str) -> bool:
+    """A path the batch writes its outputs at: a file of the clerk's found there goes to 历史/, never passes for
+    this run's (a stale notice in 支部/ would look current)."""
+    top = rel.split("/", 1)[0]
+    return top in (BRANCHES, FEEDBACK, OUTBOX) or rel in TOWN_OUTPUTS
 
 
 # --- unique output names ---------------------------------------------------------------------------------------

@@ -361,3 +361,20 @@ def test_a_workbook_filled_in_under_another_registry_branchs_name_is_held_not_ma
     [message] = (tmp_path / "out" / "发件箱").glob("*.eml")
     assert b"\nTo:" not in message.read_bytes()  # mailed to nobody: the clerk forwards it
     assert [h["file"] for h in manifest["mail_held"]] == [path.name]
+
+
+def test_empty_folders_and_links_the_clerk_made_in_out_survive_the_next_run(inbox, tmp_path):
+    out = tmp_path / "out"
+    run(inbox, "-o", str(out))
+    docs = tmp_path / "文档"
+    docs.mkdir()
+    (docs / "通知.docx").write_bytes(b"PK doc")
+    (out / "我的空文件夹").mkdir()
+    (out / "支部" / "第一党支部" / "批注").mkdir()
+    (out / "文档链接").symlink_to(docs)
+    (out / "通知链接.docx").symlink_to(docs / "通知.docx")
+    assert run(inbox, "-o", str(out)).exit_code == 0
+    assert (out / "我的空文件夹").is_dir() and (out / "支部" / "第一党支部" / "批注").is_dir()
+    assert (out / "文档链接").is_symlink() and os.readlink(out / "文档链接") == str(docs)
+    assert (out / "通知链接.docx").is_symlink() and (out / "通知链接.docx").read_bytes() == b"PK doc"
+    assert (docs / "通知.docx").read_bytes() == b"PK doc" and sorted(p.name for p in docs.iterdir()) == ["通知.docx"]
