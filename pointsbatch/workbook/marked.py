@@ -68,10 +68,15 @@ def _marked(source: Path, problems: list[Problem], data: bytes | None) -> tuple[
 
 
 _EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")  # how openpyxl keeps a reference to another workbook: [1]Sheet1!A1
+# a formula that can reach beyond the workbook when the copy is opened: another workbook ([x.xlsx], [1]), a UNC
+# path (\\server\share), DDE (cmd|' /C calc'!A0), or a function that fetches or runs something
+_REACHES_OUT = re.compile(r"\[[^\]]*\]|\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*\(",
+                          re.IGNORECASE)
 
 
 def _remove_links(wb: Workbook) -> int:
-    """Remove every hyperlink, HYPERLINK formula (kept as its text) and link to another workbook; how many.
+    """Remove every hyperlink, link to another workbook, and formula that reaches beyond the workbook (HYPERLINK,
+    WEBSERVICE, a UNC path, DDE: kept as its text); how many.
 
     Cells are visited through openpyxl's cell store `Worksheet._cells` (private: openpyxl < 3.2 in pyproject, and
     `iter_rows` without it): `iter_rows` visits every empty cell of the used range too."""
@@ -83,8 +88,7 @@ def _remove_links(wb: Workbook) -> int:
                 cell.hyperlink = None
                 removed += 1
             value = cell.value
-            if cell.data_type == "f" and isinstance(value, str) and (
-                    "HYPERLINK" in value.upper() or _EXTERNAL_REFERENCE.search(value)):
+            if cell.data_type == "f" and isinstance(value, str) and _REACHES_OUT.search(value):
                 cell.value = value
                 cell.data_type = "s"  # the formula's text, inert
                 removed += 1
