@@ -416,7 +416,10 @@ def _print_summary(console, report) -> None:
     if report.changes:
         console.print(f"与上次计分相比，{len(report.changes)} 名党员的总分有变化，详见 index.html。")
     if report.first_run and report.changes_since_first and report.changes_since_first != report.changes:
-        console.print(f"与本期第一次计分（{report.first_run}）相比，{len(report.changes_since_first)} 名党员的总分有变化。")
+        from .jinja import format_when
+
+        console.print(f"与本期第一次计分（{format_when(report.first_run)}）相比，"
+                      f"{len(report.changes_since_first)} 名党员的总分有变化，详见 index.html。")
     for note in report.comparison_notes:
         console.print(f"[yellow]无法比较：[/yellow]{_plain(note)}")
     out = report.out
