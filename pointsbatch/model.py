@@ -5,12 +5,32 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from . import clock
 from .problems import Problem
 
-Status = Literal["accepted", "rejected", "ignored"]  # a file's fate in a run, as run.json says it
+Status = Literal["accepted", "rejected", "ignored"]
+
+
+class MemberRow(TypedDict):
+    """One scored member as the town's outputs read it (render.branch.member_rows, plus the branch): the keys every
+    consumer of FileResult.members (scores.csv, the summary, index.html, changes, the terminal) relies on."""
+
+    branch: str
+    seq: int
+    name: str
+    category: str
+    exempt: bool
+    base: float | None
+    incentive: float | None
+    deductions: float | None
+    veto: str
+    total: float | None
+    grade: str
+    honours: str | None
+    reward: float | None
+    h1_total: float | None  # a file's fate in a run, as run.json says it
 
 
 class RunError(Exception):
@@ -44,7 +64,7 @@ class FileResult:
     year: int | None = None
     problems: list[Problem] = field(default_factory=list)
     reason: str = ""
-    members: list[dict[str, Any]] = field(default_factory=list)
+    members: list[MemberRow] = field(default_factory=list)
     ledger_rows: bytes = b""  # this branch's rows of ledger.csv, formatted in the worker: small to carry back
     marks_rows: bytes = b""  # this branch's rows of marks.csv: each member's mark at each event
     flags: int = 0

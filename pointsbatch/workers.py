@@ -12,7 +12,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .display import printable
 from .files import safe_component, sha256_or_blank
@@ -23,6 +23,9 @@ from .people import roster_people
 from .render.feedback import write_feedback
 from .rules import PERIODS, Rules
 from .workbook.messages import problem
+
+if TYPE_CHECKING:
+    from .model import MemberRow
 
 CHUNK = 64  # the most workbooks a worker takes at a time: validated and scored together (pandera, pandas cost per call)
 
@@ -176,7 +179,7 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     (job.staging / slips_rel).write_text(render_slips(branch, scores, job.rules, job.notice_start, job.contact, h1),
                                          encoding="utf-8")
     result.status = "accepted"
-    result.members = [{**m, "branch": branch.info.name} for m in members]
+    result.members = [cast("MemberRow", {**m, "branch": branch.info.name}) for m in members]
     result.people = roster_people(branch.roster)
     result.ledger_rows = ledger_rows(branch.info.name, ledger)
     result.marks_rows = marks_rows(branch.info.name, branch.attendance, PERIODS[job.period].last_month)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..files import atomic_save, atomic_write_bytes, atomic_write_text
 from ..jinja import format_number, render_text, template_path
-from ..model import RunOptions, RunReport
+from ..model import MemberRow, RunOptions, RunReport
 from ..names import EXCELLENT, EXEMPT, FAILED, GRADES, PASSED
 from ..people import branch_notes
 from ..rules import PERIODS, Rules
@@ -32,7 +32,7 @@ def _score(value: Any) -> str:
     return "" if value is None else f"{float(value):.1f}"
 
 
-def scores_csv(members: list[dict[str, Any]]) -> bytes:
+def scores_csv(members: list[MemberRow]) -> bytes:
     """scores.csv exactly as OUTPUTS.md names it: UTF-8 with BOM, scores to one decimal."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
@@ -113,7 +113,7 @@ def render_index(context: dict[str, Any]) -> str:
                        **context)
 
 
-def all_members(report: RunReport) -> list[dict[str, Any]]:
+def all_members(report: RunReport) -> list[MemberRow]:
     return [m for f in report.files if f.status == "accepted" for m in f.members]
 
 
@@ -147,7 +147,7 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
         if f.status == "accepted":
             ms = f.members
             scored = [m for m in ms if not m["exempt"]]
-            totals = [m["total"] for m in scored]
+            totals = [m["total"] for m in scored if m["total"] is not None]
             rows.append({
                 "name": f.branch, "status": "通过", "members": len(ms), "scored": len(scored),
                 "exempt": len(ms) - len(scored),
@@ -178,7 +178,7 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
     if period.graded:
         grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in (*GRADES, EXEMPT)]
     else:  # a half year has no grades: how its points are spread
-        grade_counts = point_bands([m["total"] for m in scored], top)
+        grade_counts = point_bands([m["total"] for m in scored if m["total"] is not None], top)
     return {
         "year": report.year,
         "period": period,
