@@ -105,7 +105,6 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
     inputs = _inputs(options)
     if explicit is not None:
         check_apart(explicit, inputs)
-    from .jinja import use_templates
     from .lock import Busy, hold_folder
 
     # the workers start now, so that their imports overlap the checks below
@@ -114,7 +113,6 @@ def run_batch(options: RunOptions, progress: Callable[[str], None] | None = None
         registry = read_registry(options.registry) if options.registry else None
         if options.templates is not None and not Path(options.templates).is_dir():
             raise RunError(f"找不到模板文件夹 {options.templates}")
-        use_templates(options.templates)
         problem_text = submit(pool, template_problem, options.templates).result()  # (a worker has them read)
         if problem_text:
             raise RunError(problem_text)
@@ -242,7 +240,7 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
     context = town_context(report, rules, options, previous)
     summary = submit(pool, write_summary, staging / "全镇汇总.xlsx", context, options.templates)
     messages = write_outbox(staging, results, registry, options, rules, year, pool, report.changes_since_first)
-    write_town_outputs(staging, report, context)  # while the workers write the summary and the messages
+    write_town_outputs(staging, report, context, options.templates)  # while the workers write the summary and mail
     list(messages)
     summary.result()
     outputs_done = time.perf_counter()

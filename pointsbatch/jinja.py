@@ -2,6 +2,8 @@
 
 A town may keep its own copies of any of these files in a folder (`run --templates DIR`); a file found there is
 used instead of the bundled one of the same name, so outputs can be restyled without touching the installation.
+The folder is an argument of every function here (`templates`, None: only the bundled files), never a setting of
+the process: a run's renderers are handed it from the run's options.
 """
 
 from __future__ import annotations
@@ -15,30 +17,24 @@ import jinja2
 
 from .numbers import number_text
 
-_override: Path | None = None
 
-
-def use_templates(folder: Path | None) -> None:
-    """Look in `folder` first for every template (None: only the bundled ones)."""
-    global _override
-    folder = Path(folder).resolve() if folder else None
-    if folder != _override:
-        _override = folder
-        environment.cache_clear()
-
-
-def template_path(name: str) -> Path:
-    """The file of a template: the town's own copy when it has one, else the bundled one."""
-    if _override is not None and (_override / name).is_file():
-        return _override / name
+def template_path(name: str, templates: Path | None = None) -> Path:
+    """The file of a template: the town's own copy in `templates` when it has one, else the bundled one."""
+    if templates is not None and (Path(templates) / name).is_file():
+        return Path(templates) / name
     return Path(str(resources.files("pointsbatch").joinpath("templates", name)))
 
 
-@lru_cache(maxsize=2)
-def environment(autoescape: bool = True) -> jinja2.Environment:
+def environment(templates: Path | None = None, autoescape: bool = True) -> jinja2.Environment:
+    """The environment that finds templates in `templates` first, then among the bundled ones."""
+    return _environment(Path(templates).resolve() if templates is not None else None, autoescape)
+
+
+@lru_cache(maxsize=8)
+def _environment(templates: Path | None, autoescape: bool) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("pointsbatch", "templates")]
-    if _override is not None:
-        loaders.insert(0, jinja2.FileSystemLoader(str(_override)))
+    if templates is not None:
+        loaders.insert(0, jinja2.FileSystemLoader(str(templates)))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(["html", "j2.html"]) if autoescape else False,
@@ -68,5 +64,6 @@ def format_number(value: Any, decimals: int = 1) -> str:
     return number_text(value, decimals)
 
 
-def render_text(name: str, **context: Any) -> str:
-    return environment(autoescape=name.endswith(".html")).get_template(name).render(**context)
+def render_text(name: str, templates: Path | None = None, /, **context: Any) -> str:
+    """Template `name` (the town's copy in `templates` first) rendered with `context`; HTML is escaped."""
+    return environment(templates, autoescape=name.endswith(".html")).get_template(name).render(**context)

@@ -48,9 +48,6 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
     """Several workbooks of one run: read one by one, validated and scored together (one pass of pandera or
     pandas over all of them costs little more than over one), then each rendered. Never raises for a bad
     workbook; a workbook that trips a bug is reported on its own file and the others go on."""
-    from .jinja import use_templates
-
-    use_templates(jobs[0].templates)  # a worker process starts without the main process's state
     results: list[FileResult | None] = [None] * len(jobs)
     read: list[tuple[int, FileResult, Any]] = []
     for i, job in enumerate(jobs):
@@ -172,12 +169,13 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     notice_rel = folder / f"{safe_component(branch.info.name)}{title}积分公示.html"
     (job.staging / folder).mkdir(parents=True, exist_ok=True)
     members, ledger = member_rows(scores, h1), records(scores.ledger)
-    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger, job.run_at)
-    html = render_notice(branch, scores, job.rules, job.notice_start, job.contact)
+    render_results(job.staging / results_rel, branch, scores, job.rules, job.run_date, members, ledger, job.run_at,
+                   job.templates)
+    html = render_notice(branch, scores, job.rules, job.notice_start, job.contact, job.templates)
     (job.staging / notice_rel).write_text(html, encoding="utf-8")
     slips_rel = folder / f"{safe_component(branch.info.name)}{title}个人积分告知单.html"
-    (job.staging / slips_rel).write_text(render_slips(branch, scores, job.rules, job.notice_start, job.contact, h1),
-                                         encoding="utf-8")
+    slips = render_slips(branch, scores, job.rules, job.notice_start, job.contact, h1, job.templates)
+    (job.staging / slips_rel).write_text(slips, encoding="utf-8")
     result.status = "accepted"
     result.members = [cast("MemberRow", {**m, "branch": branch.info.name}) for m in members]
     result.people = roster_people(branch.roster)
@@ -193,15 +191,14 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
 
 def template_problem(templates: Path | None) -> str | None:
     """Why an output template cannot be used (a Chinese message), or None: read before any work is done."""
-    from .jinja import template_path, use_templates
+    from .jinja import template_path
     from .render.branch import RESULTS_TEMPLATE
     from .render.town import SUMMARY_TEMPLATE
     from .render.xlsx_template import TemplateError, check_template
 
-    use_templates(templates)
     for name in (RESULTS_TEMPLATE, SUMMARY_TEMPLATE):
         try:
-            check_template(template_path(name))
+            check_template(template_path(name, templates))
         except TemplateError as exc:
             return str(exc)
     return None

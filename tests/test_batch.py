@@ -296,8 +296,6 @@ def test_an_inbox_without_workbooks_leaves_the_previous_results(inbox, tmp_path)
 def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
     from importlib import resources
 
-    from pointsbatch.jinja import use_templates
-
     mine = tmp_path / "我的模板"
     mine.mkdir()
     notice = resources.files("pointsbatch").joinpath("templates", "notice.html").read_text(encoding="utf-8")
@@ -310,10 +308,8 @@ def test_a_town_can_restyle_outputs_with_its_own_templates(inbox, tmp_path):
     summary["各支部汇总"]["A1"] = "本镇汇总：{{ counts.accepted }}个支部"
     summary.save(mine / "全镇汇总.xlsx")
     (mine / "mail_subject.txt").write_text("【本镇】{{ branch or file }}", encoding="utf-8")
-    try:  # with worker processes: they must look in the town's folder too
-        assert run(inbox, tmp_path / "out", "--templates", str(mine), "--jobs", "2").exit_code == 1
-    finally:
-        use_templates(None)
+    # with worker processes: they must look in the town's folder too
+    assert run(inbox, tmp_path / "out", "--templates", str(mine), "--jobs", "2").exit_code == 1
     folder = tmp_path / "out" / "支部" / "第一党支部"
     assert "（本镇样式）" in next(folder.glob("*积分公示.html")).read_text(encoding="utf-8")
     assert load_workbook(next(folder.glob("*.xlsx")))["积分结果"]["A1"].value == "本镇格式：第一党支部积分"
@@ -333,3 +329,20 @@ def test_a_branch_twice_in_the_registry_stops_the_run_naming_both_rows(inbox, tm
     text = result.output.replace("\n", "")
     assert result.exit_code == 2 and "「第一党支部」出现了两次（B2 和 B4）" in text, text
     assert not (tmp_path / "out").exists()
+
+
+def test_a_towns_templates_stay_with_the_run_that_named_them(inbox, tmp_path):
+    """The templates folder is an argument of the run, not a setting of the process: the next run in the same
+    process (as a library caller would make it) renders with the bundled templates again."""
+    from importlib import resources
+
+    mine = tmp_path / "我的模板"
+    mine.mkdir()
+    notice = resources.files("pointsbatch").joinpath("templates", "notice.html").read_text(encoding="utf-8")
+    (mine / "notice.html").write_text(notice.replace("党员积分公示</h1>", "党员积分公示（本镇样式）</h1>"),
+                                      encoding="utf-8")
+    run(inbox, tmp_path / "mine", "--templates", str(mine))
+    run(inbox, tmp_path / "bundled")
+    styled = next((tmp_path / "mine" / "支部" / "第一党支部").glob("*积分公示.html")).read_text(encoding="utf-8")
+    plain = next((tmp_path / "bundled" / "支部" / "第一党支部").glob("*积分公示.html")).read_text(encoding="utf-8")
+    assert "（本镇样式）" in styled and "（本镇样式）" not in plain

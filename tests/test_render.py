@@ -174,8 +174,6 @@ def test_a_template_expression_with_a_typo_is_named_at_its_cell(tmp_path):
 def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path, jobs):
     from importlib import resources
 
-    from pointsbatch.jinja import use_templates
-
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     build(inbox / "第一党支部.xlsx", roster=[member(1, "张三")])
@@ -185,11 +183,8 @@ def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path, jobs):
     wb = load_workbook(resources.files("pointsbatch").joinpath("templates", "支部积分结果.xlsx"))
     wb["积分结果"]["A3"].comment = Comment("说明", "镇干事")
     wb.save(mine / "支部积分结果.xlsx")
-    try:
-        result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", jobs,
-                                           "--templates", str(mine)])
-    finally:
-        use_templates(None)
+    result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", jobs,
+                                       "--templates", str(mine)])
     assert result.exit_code == 2
     assert "支部积分结果.xlsx" in result.output and "批注" in result.output
     assert not (tmp_path / "out").exists()
@@ -199,8 +194,6 @@ def test_a_bad_results_template_stops_the_run_before_any_work(tmp_path, jobs):
 def test_a_results_template_resaved_by_libreoffice_still_renders(tmp_path):
     """A town restyles the template in an office program and saves it: that file must still drive the output."""
     from importlib import resources
-
-    from pointsbatch.jinja import use_templates
 
     src = tmp_path / "src"
     src.mkdir()
@@ -213,11 +206,8 @@ def test_a_results_template_resaved_by_libreoffice_still_renders(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     build(inbox / "第一党支部.xlsx", roster=[member(1, "张三"), member(2, "李四")])
-    try:
-        result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1",
-                                           "--templates", str(mine)])
-    finally:
-        use_templates(None)
+    result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1",
+                                       "--templates", str(mine)])
     assert result.exit_code == 0, result.output
     wb = load_workbook(next((tmp_path / "out" / "支部" / "第一党支部").glob("*.xlsx")))
     ws = wb["积分结果"]

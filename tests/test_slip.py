@@ -174,17 +174,12 @@ def test_a_half_year_slip_shows_points_and_the_halfs_maximum_and_no_grade(inbox,
 def test_a_town_can_restyle_the_slip(inbox, tmp_path):
     from importlib import resources
 
-    from pointsbatch.jinja import use_templates
-
     mine = tmp_path / "模板"
     mine.mkdir()
     own = resources.files("pointsbatch").joinpath("templates", "slip.html").read_text(encoding="utf-8")
     (mine / "slip.html").write_text(own.replace("个人积分告知单</h2>", "个人积分告知单（本镇样式）</h2>"),
                                     encoding="utf-8")
-    try:
-        run(inbox, tmp_path / "out", "--templates", str(mine))
-    finally:
-        use_templates(None)
+    run(inbox, tmp_path / "out", "--templates", str(mine))
     assert slip_file(tmp_path / "out").read_text(encoding="utf-8").count("（本镇样式）") == len(NAMES)
 
 

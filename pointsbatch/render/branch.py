@@ -82,10 +82,12 @@ def member_rows(scores: Scores, h1: Scores | None = None) -> Records:
 
 
 def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, run_date: dt.date,
-                   members: Records, ledger: Records, run_at: dt.datetime | None = None) -> None:
+                   members: Records, ledger: Records, run_at: dt.datetime | None = None,
+                   templates: Path | None = None) -> None:
     """Write the branch's results workbook: scores, ledger, flags, objections, and the rules applied.
 
-    `members` and `ledger` are `member_rows(scores, h1)` and `records(scores.ledger)`, made once by the caller.
+    `members` and `ledger` are `member_rows(scores, h1)` and `records(scores.ledger)`, made once by the caller;
+    `templates`: the town's own templates folder (jinja.template_path).
     """
     approval = branch.info.approval_date(scores.period)
     period = scores.period
@@ -95,7 +97,7 @@ def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, r
         "title": period.of(branch.info.year),
         "approval_date": approval.isoformat() if approval else "",
         "run_date": run_date.isoformat(),
-        "maximum": period_maximum(scores, rules),
+        "maximum": period_maximum(scores, rules, templates),
         "members": members,
         "ledger": ledger,
         "flags": records(scores.flags),
@@ -105,7 +107,7 @@ def render_results(target: Path, branch: Branch, scores: Scores, rules: Rules, r
             ("计分期间", period.label), ("本期基础分满分", format_number(scores.base_max)),
             ("计分日期", run_date.isoformat())],
     }
-    render_xlsx(template_path(RESULTS_TEMPLATE), context, target, created=run_at)
+    render_xlsx(template_path(RESULTS_TEMPLATE, templates), context, target, created=run_at)
 
 
 def notice_period(branch: Branch, rules: Rules, start: dt.date, contact: str | None) -> dict[str, Any]:
@@ -118,15 +120,16 @@ def notice_period(branch: Branch, rules: Rules, start: dt.date, contact: str | N
     }
 
 
-def period_maximum(scores: Scores, rules: Rules) -> str:
+def period_maximum(scores: Scores, rules: Rules, templates: Path | None = None) -> str:
     """The half's maximum, said once where a half-year score is shown (blank for the year, graded by its marks)."""
     if scores.period.graded:
         return ""
-    return render_text("period_maximum.txt", base_max=scores.base_max, incentive_max=rules.incentive.total_cap,
+    return render_text("period_maximum.txt", templates, base_max=scores.base_max, incentive_max=rules.incentive.total_cap,
                        period=scores.period.label).strip()
 
 
-def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None) -> dict:
+def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None,
+                   templates: Path | None = None) -> dict:
     """What the public notice shows: names, scores and grades only (no birth dates, no reasons). A vetoed member's
     parts are left blank beside the total 0, so the row does not read as a sum that is wrong."""
     m = scores.members
@@ -141,7 +144,7 @@ def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date,
         "graded": scores.period.graded,
         "base_max": scores.base_max,
         "incentive_max": rules.incentive.total_cap,
-        "maximum": period_maximum(scores, rules),
+        "maximum": period_maximum(scores, rules, templates),
         "members": rows,
         "any_vetoed": any(rows.columns["vetoed"]),
         "exempt": list(m[m["exempt"]].sort_values("seq")["name"]),
@@ -152,5 +155,6 @@ def notice_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date,
     }
 
 
-def render_notice(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None) -> str:
-    return render_text("notice.html", **notice_context(branch, scores, rules, start, contact))
+def render_notice(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None,
+                  templates: Path | None = None) -> str:
+    return render_text("notice.html", templates, **notice_context(branch, scores, rules, start, contact, templates))

@@ -36,11 +36,12 @@ MSGID_DOMAIN = "pointsbatch.local"
 
 
 def build_message(context: dict[str, Any], attachments: list[Path], to: str | None, sender: str = SENDER,
-                  when: dt.datetime | None = None, headers: dict[str, str] | None = None) -> bytes:
+                  when: dt.datetime | None = None, headers: dict[str, str] | None = None,
+                  templates: Path | None = None) -> bytes:
     """The message as bytes; `to` None leaves it unaddressed (the clerk decides, `send` will not mail it).
     `when`: the run's time (aware, so the Date carries its offset)."""
     msg = EmailMessage(policy=SMTP)
-    subject = _one_line(render_text("mail_subject.txt", **context))
+    subject = _one_line(render_text("mail_subject.txt", templates, **context))
     msg["Subject"] = subject
     msg["From"] = sender
     if to:
@@ -51,7 +52,7 @@ def build_message(context: dict[str, Any], attachments: list[Path], to: str | No
     msg[HEADER_BRANCH] = _one_line(str(context.get("branch") or context.get("file") or ""))
     for name, value in (headers or {}).items():
         msg[name] = _one_line(value)
-    msg.set_content(render_text("mail_body.txt", **context))
+    msg.set_content(render_text("mail_body.txt", templates, **context))
     for path in attachments:
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         maintype, subtype = ctype.split("/", 1)
@@ -153,8 +154,6 @@ def write_outbox(staging: Path, results: list[FileResult], registry: dict[str, R
 
 
 def _write_message(task: tuple) -> None:
-    from ..jinja import use_templates
-
     target, context, attachments, to, sender, when, headers, templates = task
-    use_templates(templates)
-    atomic_write_bytes(target, build_message(context, attachments, to, sender=sender, when=when, headers=headers))
+    atomic_write_bytes(target, build_message(context, attachments, to, sender=sender, when=when, headers=headers,
+                                             templates=templates))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,9 +25,9 @@ SLIP_TEMPLATE = "slip.html"
 
 
 def render_slips(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None,
-                 h1: Scores | None = None) -> str:
+                 h1: Scores | None = None, templates: Path | None = None) -> str:
     """The branch's slips as one printable page, a slip per roster member in 序号 order."""
-    return render_text(SLIP_TEMPLATE, **slip_context(branch, scores, rules, start, contact, h1))
+    return render_text(SLIP_TEMPLATE, templates, **slip_context(branch, scores, rules, start, contact, h1))
 
 
 def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None,

@@ -5,6 +5,7 @@ workbook was sent back and those that sent nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ..jinja import render_text
@@ -14,20 +15,22 @@ HINTS_TEMPLATE = "supervision_hints.txt"
 EVENT_KEYS = tuple(item for item, _name in EVENT_COLUMNS)
 
 
-def supervision_rows(files: Iterable[Any], missing: Iterable[str]) -> list[dict[str, Any]]:
+def supervision_rows(files: Iterable[Any], missing: Iterable[str], templates: Path | None = None
+                     ) -> list[dict[str, Any]]:
     """One row a branch, in the order of 各支部汇总: accepted and sent-back workbooks by file name, then the
-    registry's branches that sent nothing. `files` are the run's FileResults."""
+    registry's branches that sent nothing. `files` are the run's FileResults; `templates` the town's own folder."""
     rows = []
     for f in files:
         if f.status == "accepted" and f.supervision:
-            rows.append(_accepted(f.branch, f.supervision))
+            rows.append(_accepted(f.branch, f.supervision, templates))
         elif f.status == "rejected":
-            rows.append(_blank(f.branch or f.name, "退回", [{"code": "rejected", "errors": f.errors, "file": f.name}]))
-    rows += [_blank(name, "未报送", [{"code": "missing"}]) for name in missing]
+            rows.append(_blank(f.branch or f.name, "退回", [{"code": "rejected", "errors": f.errors, "file": f.name}],
+                               templates))
+    rows += [_blank(name, "未报送", [{"code": "missing"}], templates) for name in missing]
     return rows
 
 
-def _accepted(name: str, fig: dict[str, Any]) -> dict[str, Any]:
+def _accepted(name: str, fig: dict[str, Any], templates: Path | None) -> dict[str, Any]:
     held, required = fig["held"], fig["required"]
     share = fig["incentive_share"]
     row: dict[str, Any] = {
@@ -37,7 +40,7 @@ def _accepted(name: str, fig: dict[str, Any]) -> dict[str, Any]:
         else str(fig["incentive_members"]),
         "incentive_share": share,
         "deductions": fig["deductions"], "vetoes": fig["vetoes"], "exempt": fig["exempt"],
-        "hint": render_hints(fig["hints"]),
+        "hint": render_hints(fig["hints"], templates),
         "short": [item for item in EVENT_KEYS if held[item] < required[item]],
         "sort": {item: held[item] / required[item] if required[item] else held[item] for item in EVENT_KEYS},
     }
@@ -45,18 +48,18 @@ def _accepted(name: str, fig: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _blank(name: str, status: str, hints: list[dict[str, Any]]) -> dict[str, Any]:
+def _blank(name: str, status: str, hints: list[dict[str, Any]], templates: Path | None) -> dict[str, Any]:
     return {"name": name, "status": status, "members": None, "attendance": None, "incentive": None,
             "incentive_share": None, "deductions": None, "vetoes": None, "exempt": None,
-            "hint": render_hints(hints), "short": [], "sort": dict.fromkeys(EVENT_KEYS, -1.0),
+            "hint": render_hints(hints, templates), "short": [], "sort": dict.fromkeys(EVENT_KEYS, -1.0),
             **dict.fromkeys(EVENT_KEYS)}
 
 
-def render_hints(hints: list[dict[str, Any]]) -> str:
+def render_hints(hints: list[dict[str, Any]], templates: Path | None = None) -> str:
     """The 提示 cell: each hint in the words of templates/supervision_hints.txt, joined by ；."""
     if not hints:
         return ""
-    return render_text(HINTS_TEMPLATE, hints=hints).strip()
+    return render_text(HINTS_TEMPLATE, templates, hints=hints).strip()
 
 
 def _percent(share: float) -> str:

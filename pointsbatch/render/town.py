@@ -49,9 +49,9 @@ def scores_csv(members: list[MemberRow]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def render_summary(target: Path, context: dict[str, Any]) -> None:
+def render_summary(target: Path, context: dict[str, Any], templates: Path | None = None) -> None:
     """全镇汇总.xlsx from its template, plus native bar charts of the grades and of the branch averages."""
-    render_xlsx(template_path(SUMMARY_TEMPLATE), context, target, finish=lambda book: _add_charts(book, context),
+    render_xlsx(template_path(SUMMARY_TEMPLATE, templates), context, target, finish=lambda book: _add_charts(book, context),
                 large=True, created=context.get("run_at"))
 
 
@@ -102,14 +102,14 @@ def bar_chart(pairs: list[tuple[str, float]], width: int = 640, bar: int = 22, m
             "color": color, "label_w": label_w}
 
 
-def render_index(context: dict[str, Any]) -> str:
+def render_index(context: dict[str, Any], templates: Path | None = None) -> str:
     grades = bar_chart([(g, n) for g, n in context["grade_counts"]], color="#c00000")
     averages = bar_chart([(b["name"], b["average"]) for b in context["branches"] if b["average"] is not None],
                          max_value=context["average_max"], color="#2f5597")
     from .supervision import attendance_pairs
 
     attendance = bar_chart(attendance_pairs(context["supervision"]), max_value=100, color="#548235")
-    return render_text("index.html", grade_chart=grades, average_chart=averages, attendance_chart=attendance,
+    return render_text("index.html", templates, grade_chart=grades, average_chart=averages, attendance_chart=attendance,
                        **context)
 
 
@@ -184,14 +184,14 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
         "period": period,
         "average_max": top,
         "maximum": "" if period.graded else render_text(
-            "period_maximum.txt", period=period.label, incentive_max=rules.incentive.total_cap,
+            "period_maximum.txt", options.templates, period=period.label, incentive_max=rules.incentive.total_cap,
             base_max=base_max).strip(),
         "run_date": options.run_date.isoformat(),
         "run_at": options.run_at,
         "rules_name": rules.title,
         "town": rules.town,
         "branches": branch_rows(report),
-        "supervision": supervision_rows(report.files, report.missing),
+        "supervision": supervision_rows(report.files, report.missing, options.templates),
         "members": members,
         "failed": [m for m in scored if m["grade"] == FAILED] if period.graded else [],
         "excellent": [m for m in scored if m["grade"] == EXCELLENT] if period.graded else [],
@@ -216,18 +216,16 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
     }
 
 
-def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any]) -> None:
+def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any],
+                       templates: Path | None = None) -> None:
     """scores.csv, ledger.csv, marks.csv and index.html (全镇汇总.xlsx is written by `write_summary`, in a worker)."""
     from ..history import write_ledger_csv, write_marks_csv
 
     atomic_write_bytes(staging / "scores.csv", scores_csv(all_members(report)))
     atomic_save(staging / "ledger.csv", lambda tmp: write_ledger_csv(Path(tmp), report))
     atomic_save(staging / "marks.csv", lambda tmp: write_marks_csv(Path(tmp), report))
-    atomic_write_text(staging / "index.html", render_index(context))
+    atomic_write_text(staging / "index.html", render_index(context, templates))
 
 
 def write_summary(target: Path, context: dict[str, Any], templates: Path | None) -> None:
-    from ..jinja import use_templates
-
-    use_templates(templates)
-    render_summary(target, context)
+    render_summary(target, context, templates)

@@ -424,7 +424,7 @@ def _plan(path: str, mtime: float) -> _Plan:
         wb = load_workbook(path)
     except Exception as exc:
         raise TemplateError(f"无法读取输出模板 {path}：{exc}") from exc
-    env = environment(autoescape=False)
+    env = environment(None, autoescape=False)  # (cell expressions are compiled from the plan, not loaded)
     styles: dict[tuple, int] = {}
     formats: list[dict[str, Any]] = []
 
