@@ -207,6 +207,7 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
           as_json: bool) -> None:
     """校验工作簿并列出全部问题；不写任何文件，除非用 --marked 要求标注副本。"""
     import json
+    from functools import partial
 
     from .batch import safe_component
     from .validate import validate_workbook
@@ -237,13 +238,46 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
         if marked and errors and book.readable:
             from .workbook.marked import write_marked_copy  # openpyxl: only when a copy is asked for
 
-            target = marked / f"{safe_component(path.stem, '工作簿')}_问题标注.xlsx"
-            write_marked_copy(path, result.problems, target)
+            try:
+                target = _write_new(marked, f"{safe_component(path.stem, '工作簿')}_问题标注", files,
+                                    partial(_write_marked, write_marked_copy, path, result.problems))
+            except OSError as exc:
+                click.echo(f"  无法写出标注副本到 {printable(str(marked))}（{exc.strerror or exc}）", err=True)
+                missing = True  # something asked for was not done
+                continue
             if not as_json:
                 click.echo(f"  已写出标注副本：{printable(str(target))}")
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     sys.exit(2 if missing else 1 if any_error else 0)
+
+
+def _write_marked(write_marked_copy, source: Path, problems, tmp: str) -> None:
+    write_marked_copy(source, problems, Path(tmp))
+
+
+def _write_new(folder: Path, stem: str, inputs: tuple[Path, ...], write) -> Path:
+    """`folder/stem.xlsx`, or `stem（2）.xlsx`…: the first name that is free and none of the inputs, written by
+    `write(tmp_name)` whole; an existing file is never replaced, even one that appears meanwhile."""
+    from .files import atomic_create, name_key, unique
+
+    taken = {f"/{name_key(p.stem)}" for p in inputs if p.suffix.lower() == ".xlsx" and _same_folder(p.parent, folder)}
+    while True:
+        target = folder / f"{unique(stem, taken)}.xlsx"
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            atomic_create(target, write)
+            return target
+        except FileExistsError:
+            continue
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def _console():

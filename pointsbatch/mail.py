@@ -19,12 +19,14 @@ import json
 import re
 import smtplib
 import ssl as ssl_lib
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +48,11 @@ from .render.message import (
 UNADDRESSED = HEADER_TO_UNADDRESSED
 SOURCE_DIGEST = "X-Pointsbatch-Source-SHA256"
 DELIVERED = ("sent", "uncertain", "sending")  # "sending": a send stopped while the data was out; maybe delivered
+
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024  # `run`'s messages weigh a few hundred KB; a bigger one is not its own
+HEAD_BYTES = 256 * 1024  # the headers must end within this: `run` writes about 1 KB of them
+ONE_OF = ("From", "To", "Subject", "Date", "Message-ID")  # `run` writes each at most once
+NEVER = ("Cc", "Bcc")  # `run` never writes these (nor any Resent-*): a message carrying one was edited by hand
 
 # RFC 5321 4.5.3.2: how long a client waits for each reply
 DATA_START_TIMEOUT = 120.0
@@ -108,6 +115,11 @@ class Uncertain(Exception):
 
 class OutOfTime(Exception):
     """The send's time limit was reached before this message's data went out."""
+
+
+class Unsendable(Exception):
+    """An outbox entry `run` did not write as it is (a folder, too big, headers edited): never sent; the message
+    says why, in Chinese."""
 
 
 class SmtpSender:
@@ -234,38 +246,115 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # outbox entries not sent as they are (Unsendable)
     stopped: str = ""  # why the send stopped before the end (a stalled server, the time limit)
 
     @property
     def exit_code(self) -> int:
-        return 2 if self.stopped else 1 if self.failed or self.uncertain else 0
+        return 2 if self.stopped else 1 if self.failed or self.uncertain or self.refused else 0
 
 
 @dataclass
 class Outgoing:
-    """A message of the outbox as `send` sees it."""
+    """A message of the outbox as `send` sees it: its headers, read alone; the whole message only when it is to be
+    sent or compared with the record."""
 
     path: Path
-    msg: EmailMessage
+    head: Message
     to: str  # the envelope recipient; "" when unaddressed
     branch: str
     series: str
-    digest: str
+    _raw: bytes | None = field(default=None, repr=False)
+    _msg: EmailMessage | None = field(default=None, repr=False)
+    _digest: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> Outgoing:
-        msg = email.message_from_bytes(path.read_bytes(), policy=SMTP_POLICY)
-        assert isinstance(msg, EmailMessage)
-        to = "" if msg.get(UNADDRESSED) else parseaddr(str(msg.get("To") or ""))[1].strip()
-        return cls(path, msg, to, str(msg.get(HEADER_BRANCH) or path.stem), str(msg.get(HEADER_SERIES) or ""),
-                   content_digest(msg))
+        """The message's headers, checked; Unsendable when the entry is not a message `run` wrote."""
+        try:
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                raise Unsendable("不是邮件文件（是文件夹、链接或其他特殊文件）")
+            if info.st_size > MAX_MESSAGE_BYTES:
+                raise Unsendable(f"文件过大（{info.st_size / 1024 / 1024:.0f} MB，"
+                                 f"回复邮件不会超过 {MAX_MESSAGE_BYTES // 1024 // 1024} MB）")
+            with path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
+        except OSError as exc:
+            raise Unsendable(f"无法读取（{exc.strerror or exc}）") from None
+        if len(head) == HEAD_BYTES and b"\n\n" not in head and b"\r\n\r\n" not in head:
+            raise Unsendable("邮件头过长或不完整")
+        headers = BytesHeaderParser(policy=SMTP_POLICY).parsebytes(head)
+        to = "" if _header(headers, UNADDRESSED) else _edited(headers)
+        return cls(path, headers, to, _header(headers, HEADER_BRANCH) or path.stem, _header(headers, HEADER_SERIES))
+
+    def message(self) -> EmailMessage:
+        """The whole message (read once, until `release`), its headers checked again: the file may have changed."""
+        if self._msg is None:
+            try:
+                with self.path.open("rb") as fh:
+                    raw = fh.read(MAX_MESSAGE_BYTES + 1)
+            except OSError as exc:
+                raise Unsendable(f"无法读取（{exc.strerror or exc}）") from None
+            if len(raw) > MAX_MESSAGE_BYTES:
+                raise Unsendable(f"文件过大（回复邮件不会超过 {MAX_MESSAGE_BYTES // 1024 // 1024} MB）")
+            msg = email.message_from_bytes(raw, policy=SMTP_POLICY)
+            assert isinstance(msg, EmailMessage)
+            if ("" if _header(msg, UNADDRESSED) else _edited(msg)) != self.to:
+                raise Unsendable("读取时文件发生了变化，请重新运行 send")
+            self._raw, self._msg = raw, msg
+        return self._msg
+
+    def raw(self) -> bytes:
+        """The message's bytes as `run` wrote them."""
+        self.message()
+        assert self._raw is not None
+        return self._raw
+
+    def release(self) -> None:
+        self._raw = self._msg = None
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = content_digest(self.message())
+        return self._digest
 
     def names(self) -> set[str]:
         return {self.branch, self.path.stem}
 
     def entry(self) -> dict[str, Any]:
         return {"message": self.path.name, "branch": self.branch, "series": self.series, "recipient": self.to,
-                "content_sha256": self.digest, "source_sha256": str(self.msg.get(SOURCE_DIGEST) or "").strip()}
+                "content_sha256": self.digest, "source_sha256": _header(self.head, SOURCE_DIGEST)}
+
+
+def _header(msg: Message, name: str) -> str:
+    return str(msg.get(name) or "").strip()
+
+
+def _edited(msg: Message) -> str:
+    """The one recipient of a message as `run` writes it; Unsendable when its headers say someone edited it (a Cc,
+    a Bcc, Resent-*, more than one address, a header twice, no sender): such a message could disclose or go where
+    the registry does not say."""
+    names = [name.lower() for name in msg.keys()]
+    extra = sorted({name for name in msg.keys() if name.lower() in {n.lower() for n in NEVER}
+                    or name.lower().startswith("resent-")})
+    if extra:
+        raise Unsendable(f"邮件头中有 {'、'.join(extra)}（pointsbatch 从不写这些），邮件已被改动，不予发送；"
+                         "请重新运行 pointsbatch run 生成回复邮件")
+    twice = [name for name in ONE_OF if names.count(name.lower()) > 1]
+    if twice:
+        raise Unsendable(f"邮件头 {'、'.join(twice)} 出现了不止一次，邮件已被改动，不予发送")
+    for name in ("From", "Subject", "Message-ID"):
+        if not _header(msg, name):
+            raise Unsendable(f"缺少邮件头 {name}，邮件不完整或已被改动，不予发送")
+    try:
+        to = [addr for _name, addr in getaddresses([str(v) for v in msg.get_all("To") or []]) if addr.strip()]
+    except (ValueError, IndexError, TypeError):  # the header parser's complaint about an address it cannot read
+        raise Unsendable("收件人（To）无法识别，不予发送") from None
+    if len(to) > 1:
+        raise Unsendable(f"收件人（To）有 {len(to)} 个地址（pointsbatch 每封只写一个），邮件已被改动，不予发送")
+    return to[0].strip() if to else ""
 
 
 def load_sent(out: Path) -> list[dict[str, Any]]:
@@ -304,8 +393,15 @@ def send_outbox(out: Path, settings: SmtpSettings, dry_run: bool = False,
 
 def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[str], None], sender: Sender | None,
               sleep: Callable[[float], None], resend: set[str]) -> Outcome:
-    messages = [Outgoing.read(path) for path in sorted((out / OUTBOX).glob("*.eml"))]
-    unknown = sorted(name for name in resend if not any(name in m.names() for m in messages))
+    messages: list[Outgoing] = []
+    refused: list[tuple[str, str]] = []
+    for path in sorted((out / OUTBOX).glob("*.eml")):
+        try:
+            messages.append(Outgoing.read(path))
+        except Unsendable as exc:
+            refused.append((path.name, str(exc)))
+    unknown = sorted(name for name in resend if not any(name in m.names() for m in messages)
+                     and not any(name == Path(entry).stem for entry, _why in refused))
     if unknown:
         raise MailError(f"发件箱中没有支部「{'、'.join(unknown)}」的邮件（--resend 后写支部名称，如 --resend 第一党支部）")
     from_header = _configured_sender(settings)
@@ -316,6 +412,9 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
     record = load_sent(out)
     deadline = time.monotonic() + settings.time_limit
     outcome = Outcome()
+    for name, why in refused:
+        log(f"未发送 {name}：{why}")
+        outcome.refused.append(name)
     transport = sender or (None if dry_run else SmtpSender(settings, deadline))
     try:
         for m in messages:
@@ -324,7 +423,19 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
                 outcome.skipped.append(m.path.name)
                 continue
             again = bool(resend & m.names())
-            done = _already(record, m)
+            try:
+                done = _already(record, m)
+                if done is None or again:
+                    earlier = _replaced(record, m)
+                    count = _count(record, m) if again else 0
+                    data, entry = (b"", _preview(m, from_header, earlier)) if dry_run else \
+                        _prepare(m, from_header, earlier, resend_count=count)
+            except Unsendable as exc:
+                log(f"未发送 {m.path.name}：{exc}")
+                outcome.refused.append(m.path.name)
+                continue
+            finally:
+                m.release()  # one message in memory at a time
             if done is not None and not again:
                 if done["status"] == "sent":
                     log(f"已发送过 {m.path.name} → {m.to}，内容没有变化，不再重复发送")
@@ -333,8 +444,6 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
                         f"可能已经送达，不会自动重发；请向对方核实，没有收到的用 --resend {m.branch} 重发")
                 outcome.skipped.append(m.path.name)
                 continue
-            earlier = _replaced(record, m)
-            data, entry = _prepare(m, from_header, earlier, resend_count=_count(record, m) if again else 0)
             what = f"{m.path.name} → {m.to}（发件人 {entry['from']}）" + ("，更正" if earlier else "") + (
                 "，按要求重发" if again else "")
             if dry_run:
@@ -383,14 +492,15 @@ def _send_all(out: Path, settings: SmtpSettings, dry_run: bool, log: Callable[[s
 
 
 def _summary(outcome: Outcome, messages: list[Outgoing], dry_run: bool, log: Callable[[str], None]) -> Outcome:
-    handled = {*outcome.sent, *outcome.skipped, *outcome.failed, *outcome.uncertain}
+    handled = {*outcome.sent, *outcome.skipped, *outcome.failed, *outcome.uncertain, *outcome.refused}
     left = [m.path.name for m in messages if m.path.name not in handled]
     if outcome.stopped:
         log(f"发送已停止：{outcome.stopped}。还有 {len(left)} 封未发送，已发送的都记在 {SENT_LOG}；"
             "稍后再运行 send 会接着发送剩下的邮件。")
     verb = "将发送" if dry_run else "已发送"
     log(f"{verb} {len(outcome.sent)} 封，跳过 {len(outcome.skipped)} 封，失败 {len(outcome.failed)} 封"
-        + (f"，未确认 {len(outcome.uncertain)} 封" if outcome.uncertain else "") + "。")
+        + (f"，未确认 {len(outcome.uncertain)} 封" if outcome.uncertain else "")
+        + (f"，发件箱中有 {len(outcome.refused)} 个文件有问题未发送" if outcome.refused else "") + "。")
     return outcome
 
 
@@ -412,6 +522,8 @@ def _already(record: list[dict[str, Any]], m: Outgoing) -> dict[str, Any] | None
     """The record entry saying this message reached its recipient already, or None: the latest message of its
     series sent to that recipient, when it said the same (so a correction reverted is sent again)."""
     mine = [e for e in record if e.get("recipient") == m.to and e.get("status") in DELIVERED]
+    if not mine:
+        return None  # (without reading the whole message)
     for e in mine:
         if "content_sha256" not in e and e.get("status") == "sent" and e.get("message") == m.path.name \
                 and e.get("source_sha256", "") == m.entry()["source_sha256"]:
@@ -438,7 +550,7 @@ def _count(record: list[dict[str, Any]], m: Outgoing) -> int:
 
 
 def _sender_of(m: Outgoing, from_header: str | None) -> str:
-    return from_header or str(m.msg.get("From") or "")
+    return from_header or str(m.head.get("From") or "")
 
 
 def _check_senders(messages: list[Outgoing], from_header: str | None) -> None:
@@ -448,10 +560,18 @@ def _check_senders(messages: list[Outgoing], from_header: str | None) -> None:
                         "sender = \"dangjian@example.gov.cn\"）；多数邮件服务器只接受本单位的发件地址")
 
 
+def _preview(m: Outgoing, from_header: str | None, earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """What a dry run says of a message, from its headers alone."""
+    subject = _header(m.head, "Subject")
+    if earlier is not None:
+        subject = render_text("mail_correction_subject.txt", subject=subject).strip()
+    return {"from": _sender_of(m, from_header), "subject": subject}
+
+
 def _prepare(m: Outgoing, from_header: str | None, earlier: dict[str, Any] | None,
              resend_count: int) -> tuple[bytes, dict[str, Any]]:
     """The bytes to send (From set, a correction marked) and the record entry that will say so."""
-    msg = m.msg
+    msg = m.message()
     original_from = str(msg.get("From") or "")
     sender = _sender_of(m, from_header)
     subject = str(msg.get("Subject") or "")
@@ -472,7 +592,7 @@ def _prepare(m: Outgoing, from_header: str | None, earlier: dict[str, Any] | Non
         msg.replace_header("From", sender)
         data = msg.as_bytes()
     else:
-        data = m.path.read_bytes()  # as `run` wrote it
+        data = m.raw()  # as `run` wrote it
     entry = {**m.entry(), "from": sender, "subject": subject, "message_id": str(msg.get("Message-ID") or ""),
              "correction": earlier is not None, "resend": resend_count > 0}
     return data, entry

@@ -576,3 +576,64 @@ def test_run_refuses_a_sender_that_is_not_an_address(town, tmp_path):
     result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--registry", str(registry),
                                        "--sender", "dangjian"], catch_exceptions=False)
     assert result.exit_code == 2 and "不是有效的邮箱地址" in result.output and not (tmp_path / "out").exists()
+
+
+# --- an outbox edited by hand (issue 16b) -------------------------------------------------------------------------
+
+def edit_headers(path: Path, add: str = "", drop: str = "") -> None:
+    """The message with a header added at the top and/or one removed, as someone editing it by hand would."""
+    data = path.read_bytes()
+    nl = b"\r\n" if b"\r\n" in data else b"\n"
+    head, sep, body = data.partition(nl + nl)
+    lines = [line for line in head.split(nl) if not (drop and line.lower().startswith(drop.lower().encode() + b":"))]
+    if add:
+        lines.insert(0, add.encode())
+    path.write_bytes(nl.join(lines) + sep + body)
+
+
+def test_an_edited_or_odd_outbox_entry_is_listed_unsent_with_a_reason_and_never_transmitted(out):
+    box = out / "发件箱"
+    first, second, third = (box / f"{b}.eml" for b in BRANCHES)
+    assert first.is_file() and second.is_file() and third.is_file()
+    edit_headers(first, add="Bcc: spy@evil.example")
+    edit_headers(second, add="Cc: spy@evil.example")
+    for name, change in {"甲.eml": {"drop": "From"}, "乙.eml": {"add": "Resent-To: spy@evil.example"},
+                         "丙.eml": {"drop": "To", "add": "To: three@example.org, spy@evil.example"}}.items():
+        (box / name).write_bytes(third.read_bytes())
+        edit_headers(box / name, **change)
+    (box / "文件夹.eml").mkdir()
+    with (box / "巨大.eml").open("wb") as fh:  # sparse: 60 MB on paper, nothing on disk
+        fh.write(third.read_bytes())
+        fh.truncate(60 * 1024 * 1024)
+    handler = Recorder()
+    ctl = serve(handler)
+    try:
+        dry = send_cli(out, ctl, "--sender", SENDER, "--dry-run")
+        result = send_cli(out, ctl, "--sender", SENDER)
+    finally:
+        ctl.stop()
+    for run in (dry, result):
+        assert run.exit_code == 1, run.output
+        assert "Traceback" not in run.output and isinstance(run.exception, SystemExit)
+        lines = run.output.splitlines()
+        why = {name: next((line for line in lines if line.startswith(f"未发送 {name}：")), "")
+               for name in (first.name, second.name, "甲.eml", "乙.eml", "丙.eml", "文件夹.eml", "巨大.eml")}
+        assert "Bcc" in why[first.name] and "Cc" in why[second.name] and "From" in why["甲.eml"]
+        assert "Resent-To" in why["乙.eml"] and "2 个地址" in why["丙.eml"]
+        assert "文件夹" in why["文件夹.eml"] and "过大" in why["巨大.eml"]
+    # only the untouched message went out, and nothing of the edits with it
+    assert [rcpt for rcpt, _data in handler.messages] == [["three@example.org"]]
+    assert b"spy@" not in handler.messages[0][1] and b"Bcc" not in handler.messages[0][1]
+    record = json.loads((out / SENT_LOG).read_text(encoding="utf-8"))
+    assert [e["message"] for e in record] == [third.name]
+
+
+def test_dry_run_reads_only_the_headers_of_a_message(out, monkeypatch):
+    import pointsbatch.mail as mail
+
+    def no_body(*_args, **_kw):
+        raise AssertionError("the dry run parsed a whole message")
+
+    monkeypatch.setattr(mail.email, "message_from_bytes", no_body)
+    outcome = send_outbox(out, SmtpSettings(sender=SENDER), dry_run=True, log=quiet)
+    assert len(outcome.sent) == 3 and outcome.exit_code == 0

@@ -286,6 +286,34 @@ def test_check_command_prints_problems_and_writes_marked_copies(tmp_path):
     assert not (tmp_path / "marked" / "good_问题标注.xlsx").exists()
 
 
+def test_check_never_overwrites_a_file_with_its_marked_copy_least_of_all_another_input(tmp_path):
+    folder = tmp_path / "mk2"
+    first = build(folder / "青石.xlsx", incentive=[act("张三", "志愿服务", 5)])
+    second = build(folder / "青石_问题标注.xlsx", incentive=[act("李四", "志愿服务", 6)])
+    before = {p: p.read_bytes() for p in (first, second)}
+    result = run_cli("check", str(first), str(second), "--marked", str(folder))
+    assert result.exit_code == 1, result.output
+    assert {p: p.read_bytes() for p in (first, second)} == before
+    assert "已写出标注副本：" in result.output and "青石_问题标注（2）.xlsx" in result.output
+    assert load_workbook(folder / "青石_问题标注（2）.xlsx")["激励积分"]["F2"].comment is not None
+    assert load_workbook(folder / "青石_问题标注_问题标注.xlsx")["激励积分"]["F2"].comment is not None
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["青石.xlsx", "青石_问题标注.xlsx", "青石_问题标注（2）.xlsx", "青石_问题标注_问题标注.xlsx"])
+
+
+def test_check_writes_its_marked_copy_beside_a_file_of_the_same_name_rather_than_over_it(tmp_path):
+    bad = build(tmp_path / "青石.xlsx", incentive=[act("张三", "志愿服务", 5)])
+    marked = tmp_path / "标注"
+    marked.mkdir()
+    (marked / "青石_问题标注.xlsx").write_bytes(b"the clerk's own notes")
+    for n in (2, 3):  # a second check leaves the first one's copy as well
+        result = run_cli("check", str(bad), "--marked", str(marked))
+        assert result.exit_code == 1 and f"青石_问题标注（{n}）.xlsx" in result.output, result.output
+        assert load_workbook(marked / f"青石_问题标注（{n}）.xlsx")["激励积分"]["F2"].comment is not None
+    assert (marked / "青石_问题标注.xlsx").read_bytes() == b"the clerk's own notes"
+    assert len(list(marked.iterdir())) == 3
+
+
 def test_every_command_and_option_has_help():
     for name, command in main.commands.items():
         assert command.help, name
