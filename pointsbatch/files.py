@@ -14,10 +14,7 @@ from pathlib import Path
 def atomic_save(path: Path, write: Callable[[str], object]) -> None:
     """Call `write(tmp_name)` on a temporary file beside `path`, then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
+    tmp = _temporary_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -30,10 +27,7 @@ def atomic_create(path: Path, write: Callable[[str], object]) -> None:
     """As `atomic_save`, but `path` must not exist: FileExistsError, and nothing replaced, if it does (also when
     it appears while the file is being written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
+    tmp = _temporary_beside(path)
     try:
         write(tmp)
         try:
@@ -49,6 +43,15 @@ def atomic_create(path: Path, write: Callable[[str], object]) -> None:
                 raise
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _temporary_beside(path: Path) -> str:
+    """A new empty file in `path`'s folder (made if need be), with the permissions a new file gets there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return tmp
 
 
 def _umask() -> int:

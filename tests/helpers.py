@@ -136,3 +136,16 @@ def run_measured(inbox: Path, out: Path, *extra: str) -> tuple[int, str, int]:
                            "-o", str(out), "--jobs", "1", *extra], capture_output=True, text=True, timeout=600)
     peak = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_KB"))
     return proc.returncode, proc.stdout + proc.stderr, peak // 1024
+
+
+def registry(path: Path, rows: list[tuple[str, object]]) -> Path:
+    """The town's 支部名录.xlsx with (支部名称, 联系邮箱) rows."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
+    for i, (name, addr) in enumerate(rows, start=1):
+        ws.append([f"ZB{i}", name, "镇党委", "组织委员", addr])
+    wb.save(path)
+    return path

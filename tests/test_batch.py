@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import act, build, marks, member, neg, run
+from helpers import act, build, marks, member, neg, registry, run
 from openpyxl import load_workbook
 
 from pointsbatch.cli import main
@@ -26,18 +26,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     assert raw.startswith(b"\xef\xbb\xbf")
     with path.open(encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def registry(path: Path, rows: list[tuple[str, str]]) -> Path:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
-    for i, (name, addr) in enumerate(rows, start=1):
-        ws.append([f"ZB{i}", name, "镇党委", "组织委员", addr])
-    wb.save(path)
-    return path
 
 
 @pytest.fixture

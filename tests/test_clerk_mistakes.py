@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import build, member
-from openpyxl import Workbook
+from helpers import build, member, registry
 
 from pointsbatch.cli import DATE, main
 
@@ -20,16 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def registry(path: Path, rows: list[tuple[str, object]]) -> Path:
-    wb = Workbook()
-    ws = wb.active
-    ws.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
-    for i, (name, addr) in enumerate(rows, start=1):
-        ws.append([f"ZB{i}", name, "镇党委", "组织委员", addr])
-    wb.save(path)
-    return path
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
-from helpers import act, build
+from helpers import act, build, registry
 
 from pointsbatch.cli import main
 from pointsbatch.mail import SENT_LOG, SmtpSettings, send_outbox
@@ -245,14 +245,7 @@ def parsed(data: bytes):
 
 
 def registry_file(path: Path, branches: dict[str, str]) -> Path:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    wb.active.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
-    for i, (name, addr) in enumerate(branches.items()):
-        wb.active.append([i, name, "镇党委", "组织委员", addr])
-    wb.save(path)
-    return path
+    return registry(path, list(branches.items()))
 
 
 def run_into(inbox: Path, out: Path, registry: Path, *extra: str) -> None:

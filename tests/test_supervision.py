@@ -9,6 +9,7 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import YEAR, act, build, marks, member, neg, run, veto_row
 from openpyxl import load_workbook
@@ -25,14 +26,7 @@ HEADER_ROW = 3  # title, subtitle, then the header
 
 
 def registry(path: Path, names: list[str]) -> Path:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    wb.active.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
-    for i, name in enumerate(names, start=1):
-        wb.active.append([f"ZB{i}", name, "镇党委", "组织委员", f"b{i}@example.org"])
-    wb.save(path)
-    return path
+    return helpers.registry(path, [(name, f"b{i}@example.org") for i, name in enumerate(names, start=1)])
 
 
 def with_dates(path: Path, dates: dict[str, dt.date]) -> Path:
