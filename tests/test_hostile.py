@@ -155,6 +155,55 @@ def test_formulas_never_calculated_are_reported_not_read_as_blank(tmp_path):
     assert not v.accepted
 
 
+def _with_comment(path: Path, part_of, before: bytes, fragment: bytes, times: int) -> Path:
+    """`path` with a comment repeating `fragment` inserted before `before` in the part `part_of(path)` names."""
+    with zipfile.ZipFile(path) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    part = part_of(path)
+    parts[part] = parts[part].replace(before, b"<!-- " + fragment * times + b" -->" + before, 1)
+    return _zip_with(path, parts)
+
+
+def _part_of_sheet(name: str):
+    from pointsbatch.workbook.read import sheet_parts
+
+    def part_of(path: Path) -> str:
+        with zipfile.ZipFile(path) as zf:
+            return next(part for part, sheet in sheet_parts(zf.read).items() if sheet == name)
+
+    return part_of
+
+
+def make_sheet_list_in_a_comment(path: Path, times: int = 2500) -> Path:
+    """A good workbook whose list of sheets follows a comment of `<sheet name="x" ` × `times` (40 KB): a pattern
+    that backtracks over it took 332 seconds."""
+    build(path)
+    return _with_comment(path, lambda _: "xl/workbook.xml", b"<sheets>", b'<sheet name="x" ', times)
+
+
+def make_cells_in_a_comment(path: Path, times: int = 6000) -> Path:
+    """A good workbook with a formula never calculated (激励积分 F2) after a comment of `<f> ` then `<c r="A1" ` ×
+    `times` (60 KB) in the same sheet: a pattern that backtracks over it took 210 seconds."""
+    build(path, incentive=[act("张三", "志愿服务", 2)])
+    wb = load_workbook(path)
+    wb["激励积分"]["F2"] = "=1+1"
+    wb.save(path)
+    return _with_comment(path, _part_of_sheet("激励积分"), b"<sheetData>", b'<f> ' + b'<c r="A1" ' * times, 1)
+
+
+def test_tags_repeated_in_a_comment_are_scanned_once_and_change_nothing(tmp_path):
+    """Every pattern applied to a part's XML is linear: repeated half-tags in a comment (which a backtracking
+    pattern took minutes over) are ignored, and what follows them is read as before."""
+    listed = make_sheet_list_in_a_comment(tmp_path / "sheets.xlsx")
+    assert load(listed).problems == [] and load(listed).accepted
+    cells = make_cells_in_a_comment(tmp_path / "cells.xlsx")
+    problems = load(cells).problems
+    assert [(p.sheet, p.cell) for p in problems if p.code == "formula_uncalculated"] == [("激励积分", "F2")]
+    quoted = _with_comment(build(tmp_path / "quoted.xlsx"), _part_of_sheet("党员名册"), b"<sheetData>",
+                           b'<c r="A1" a="<c r="A1" ', 6000)  # (quoted values that never close, for extent.py)
+    assert load(quoted).accepted
+
+
 def test_hidden_merged_renamed_and_reordered_sheets_are_read(tmp_path):
     path = build(tmp_path / "odd.xlsx", incentive=[act("张三", "志愿服务", 2)])
     wb = load_workbook(path)

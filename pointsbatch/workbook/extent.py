@@ -16,18 +16,20 @@ CELL_TAG = re.compile(rb"<(?:[\w.-]+:)?c[\s>/]")  # any cell element, however sp
 # any cell tag not written as `<c r="...` (a namespace prefix, another attribute first, no r at all): these make
 # the fast path below unsafe, so the part is measured cell by cell instead
 _ODD_CELL = re.compile(rb'<(?:[\w.-]+:c[\s>/]|c(?:[\t\n\r>/]| (?!r=")))')
+# quoted values may hold > and /, never < (XML escapes it): no pattern crosses into the next tag, and none backtracks
+# (possessive quantifiers), so each scan is linear whatever a hostile part repeats in a comment or an attribute
+_ATTRS = rb"""(?:\s++[^\s=<>/"']++\s*+=\s*+(?:"[^<"]*+"|'[^<']*+'))*+\s*+"""
 # a cell that is not self-closing: it may hold a value (a styled empty cell is `<c r="B2" s="1"/>`)
-_ATTRS = rb"""(?:\s+[^\s=>/]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""  # quoted values may hold > and /
-_VALUED_REF = re.compile(rb'<c r="([^"]*)"' + _ATTRS + rb">")
-_CLOSED = re.compile(rb'<c r="[^"]*"' + _ATTRS + rb"/>")
+_VALUED_REF = re.compile(rb'<c r="([^<"]*+)"' + _ATTRS + rb">")
+_CLOSED = re.compile(rb'<c r="[^<"]*+"' + _ATTRS + rb"/>")
 _REFS = re.compile(rb"(?:[A-Z]{1,3}[1-9][0-9]{0,6} )*[A-Z]{1,3}[1-9][0-9]{0,6}")
 _DIGITS = re.compile(rb"[0-9]+")
 _LETTERS = re.compile(rb"[A-Z]+")
 _DEEP = re.compile(rb'<c r="[A-Z]*[0-9]{5}')
 _WIDE = re.compile(rb'<c r="[A-Z]{3}')
 # the slow path: every row and cell tag, whatever its spelling
-_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)(" + _ATTRS + rb")(/?)>")
-_R_ATTR = re.compile(rb'(?:^|\s)r\s*=\s*["\']\$?([A-Za-z]*)\$?([0-9]*)["\']')
+_TAG = re.compile(rb"<(?:[\w.-]++:)?(row|c)(" + _ATTRS + rb")(/?)>")
+_R_ATTR = re.compile(rb'(?:^|\s)r\s*+=\s*+["\']\$?([A-Za-z]*+)\$?([0-9]*+)["\']')
 
 
 @dataclass(frozen=True)

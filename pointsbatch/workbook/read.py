@@ -206,11 +206,20 @@ def read_workbook(path: Path) -> RawWorkbook:
     return book
 
 
-_FORMULA_NO_VALUE = re.compile(rb'<c\b[^>]*\br="([A-Z]+[0-9]+)"[^>]*>\s*(?:<f\b[^>]*/>|<f\b[^>]*>[^<]*</f>)\s*(?:<v>\s*</v>|<v/>)?\s*</c>')
+# Every pattern applied to a workbook's XML stays within one tag or one text run (none crosses a `<`, which no
+# attribute value or text may hold unescaped) and never backtracks (possessive quantifiers): a scan is linear in the
+# part, whatever a hostile file repeats in a comment or an attribute.
+_TAG_BODY = rb"""((?:[^<>"'/]|/(?!>)|"[^<"]*+"|'[^<']*+')*+)"""  # a start tag's attributes (quoted values may hold > /)
+_FORMULA_NO_VALUE = re.compile(rb"<c\b" + _TAG_BODY + rb">\s*+<f\b" + _TAG_BODY[1:-1]
+                               + rb"(?:/>|>[^<]*+</f>)\s*+(?:<v>\s*+</v>\s*+|<v/>\s*+)?</c>")
+_CELL_REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
 _ANY_FORMULA = re.compile(rb"<f[\s/>]")
-_SHEET_ENTRY = re.compile(rb'<sheet\b[^>]*\bname="([^"]*)"[^>]*\br:id="([^"]*)"')
-_REL_ENTRY = re.compile(rb'<Relationship\b[^>]*\bId="([^"]*)"[^>]*\bTarget="([^"]*)"')
-_REL_ENTRY_REVERSED = re.compile(rb'<Relationship\b[^>]*\bTarget="([^"]*)"[^>]*\bId="([^"]*)"')
+_SHEET_TAG = re.compile(rb"<sheet\b" + _TAG_BODY + rb"/?>")
+_RELATIONSHIP_TAG = re.compile(rb"<Relationship\b" + _TAG_BODY + rb"/?>")
+_SHEET_NAME = re.compile(rb'\bname="([^"]*)"')
+_SHEET_RID = re.compile(rb'\br:id="([^"]*)"')
+_REL_ID = re.compile(rb'\bId="([^"]*)"')
+_REL_TARGET = re.compile(rb'\bTarget="([^"]*)"')
 MAX_FORMULA_REPORTS = 50
 
 
@@ -237,8 +246,9 @@ def uncalculated_formulas(source: Path | bytes, parts: dict[str, bytes] | None =
             data = read(part)
             if not _ANY_FORMULA.search(data):  # (not "<f" alone: <formula1> of every drop-down matches that)
                 continue
-            for cell in _FORMULA_NO_VALUE.findall(data)[:MAX_FORMULA_REPORTS]:
-                ref = cell.decode()
+            cells = (_CELL_REF.search(attrs) for attrs in _FORMULA_NO_VALUE.findall(data))
+            for cell in [c for c in cells if c is not None][:MAX_FORMULA_REPORTS]:
+                ref = cell[1].decode()
                 row = "".join(ch for ch in ref if ch.isdigit())
                 problems.append(problem("formula_uncalculated", name, ref, row=row, header=ref))
     return problems
@@ -253,12 +263,18 @@ def sheet_parts(read: Callable[[str], bytes]) -> dict[str, str]:
         rels = read("xl/_rels/workbook.xml.rels")
     except KeyError:
         return {}
-    targets = {rid: target for rid, target in _REL_ENTRY.findall(rels)}
-    targets.update({rid: target for target, rid in _REL_ENTRY_REVERSED.findall(rels)})
+    targets: dict[bytes, bytes] = {}
+    for attrs in _RELATIONSHIP_TAG.findall(rels):
+        ident, path = _REL_ID.search(attrs), _REL_TARGET.search(attrs)
+        if ident and path:
+            targets[ident[1]] = path[1]
     out = {}
-    for raw_name, rid in _SHEET_ENTRY.findall(workbook):
-        name = clean_key(html.unescape(raw_name.decode("utf-8", "replace")))
-        target = targets.get(rid, b"").decode("utf-8", "replace").lstrip("/")
+    for attrs in _SHEET_TAG.findall(workbook):
+        named, rid = _SHEET_NAME.search(attrs), _SHEET_RID.search(attrs)
+        if not (named and rid):
+            continue
+        name = clean_key(html.unescape(named[1].decode("utf-8", "replace")))
+        target = targets.get(rid[1], b"").decode("utf-8", "replace").lstrip("/")
         out[target if target.startswith("xl/") else f"xl/{target}"] = name
     return out
 
