@@ -26,7 +26,7 @@ def main() -> None:
         make_sheet_list_in_a_comment,
         make_zip_bomb,
     )
-    from test_size import far_cell, ten_million_cells
+    from test_size import far_cell, shared_strings_bomb, ten_million_cells
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -36,6 +36,7 @@ def main() -> None:
             "a sheet of a million rows": make_million_rows(scratch / "million.xlsx", scratch),
             "one cell at XFD20000": far_cell(scratch / "far.xlsx"),
             "ten million cells": ten_million_cells(scratch / "ten-million.xlsx"),
+            "17 million shared strings": shared_strings_bomb(scratch / "strings.xlsx"),
             "<sheet name= ×2500 in comment": make_sheet_list_in_a_comment(scratch / "sheets.xlsx"),
             "<c r= ×6000 in comment": make_cells_in_a_comment(scratch / "cells.xlsx"),
         }

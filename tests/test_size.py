@@ -152,3 +152,82 @@ def test_measure_agrees_with_the_reader_on_ordinary_sheets(tmp_path):
             assert exact.rows >= sheet.height and exact.columns >= sheet.width, name
     assert (column_number(b"XFD"), column_letters(16384), column_letters(column_number(b"BZ"))) == (16384, "XFD", "BZ")
     assert MAX_SHEET_CELLS >= 20_000 * 200  # the rows and columns the reader reads always fit
+
+
+SHARED_STRINGS_HEAD = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="http://schemas.openxmlformats'
+                       b'.org/spreadsheetml/2006/main">')
+
+
+def shared_strings_bomb(path: Path, strings: int = 17_000_000) -> Path:
+    """A good workbook whose shared strings table (xl/sharedStrings.xml) holds `strings` one-letter strings no cell
+    uses. Random letters zip at about 14 to 1, under the compression limit: 17 million are 20 MB zipped and 289 MB
+    unzipped, within the size limits, and python-calamine holds them all (1.1 GB) before reading a sheet."""
+    return add_shared_strings(build(path), strings)
+
+
+def add_shared_strings(path: Path, strings: int) -> Path:
+    """`path` (whose strings are inline, as the test builders write them) plus a table of `strings` unused strings:
+    python-calamine reads xl/sharedStrings.xml whether or not the workbook lists it."""
+    import random
+
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("xl/sharedStrings.xml", b"")
+    letters = bytes(b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36] for i in range(256))
+    rnd = random.Random(2)
+
+    def write(stream) -> None:
+        stream.write(SHARED_STRINGS_HEAD)
+        for start in range(0, strings, 1_000_000):
+            n = min(1_000_000, strings - start)
+            chunk = bytearray(b"<si><t>a</t></si>" * n)
+            chunk[7::17] = rnd.randbytes(n).translate(letters)
+            stream.write(chunk)
+        stream.write(b"</sst>")
+
+    replace_part(path, "xl/sharedStrings.xml", write)
+    return path
+
+
+def test_a_shared_strings_bomb_is_refused_within_1gb_before_calamine_reads_it(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bomb = shared_strings_bomb(inbox / "文字.xlsx")
+    assert bomb.stat().st_size < 50 * 1024 * 1024  # within the file-size and compression limits: the count refuses
+    build(inbox / "好.xlsx", info_over={"branch": "第二党支部"})
+    status, output, peak_mb = run_measured(inbox, tmp_path / "out")
+    assert status == 1 and "Traceback" not in output
+    assert peak_mb < 1024, peak_mb
+    files = {f["name"]: f for f in json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))["files"]}
+    assert files["好.xlsx"]["status"] == "accepted"
+    problems = files["文字.xlsx"]["problems"]
+    assert [p["code"] for p in problems] == ["file_too_large"] and "sharedStrings.xml" in problems[0]["message"]
+
+
+def test_a_table_of_as_many_strings_as_a_workbook_may_have_cells_is_still_read(tmp_path):
+    from pointsbatch.workbook.read import MAX_SHARED_STRINGS
+
+    fits = shared_strings_bomb(tmp_path / "fits.xlsx", MAX_SHARED_STRINGS - 200)  # (the workbook's own are fewer)
+    assert load(fits).accepted
+    over = shared_strings_bomb(tmp_path / "over.xlsx", MAX_SHARED_STRINGS + 1)
+    assert [p.code for p in read_workbook(over).problems] == ["file_too_large"]
+
+
+def test_a_registry_with_a_shared_strings_bomb_stops_the_run_before_calamine_reads_it(tmp_path):
+    from openpyxl import Workbook
+
+    from pointsbatch.cli import main
+
+    names = tmp_path / "支部名录.xlsx"
+    wb = Workbook()
+    wb.active.append(["支部编码", "支部名称", "上级党组织", "联系人", "联系邮箱"])
+    wb.active.append(["ZB1", "城关村党支部", "镇党委", "组织委员", "a@example.org"])
+    wb.save(names)
+    add_shared_strings(names, 1_000_001)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    build(inbox / "好.xlsx")
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--registry", str(names)])
+    assert result.exit_code == 2 and "支部名录" in result.output and "sharedStrings.xml" in result.output
+    assert not (tmp_path / "out").exists()

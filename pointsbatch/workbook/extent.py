@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 _CELL_COUNT = b'<c r="'
 CELL_TAG = re.compile(rb"<(?:[\w.-]+:)?c[\s>/]")  # any cell element, however spelled
+SHARED_STRING_TAG = re.compile(rb"<(?:[\w.-]++:)?si[\s>/]")  # an entry of the shared strings table (sharedStrings.xml)
 # any cell tag not written as `<c r="...` (a namespace prefix, another attribute first, no r at all): these make
 # the fast path below unsafe, so the part is measured cell by cell instead
 _ODD_CELL = re.compile(rb'<(?:[\w.-]+:c[\s>/]|c(?:[\t\n\r>/]| (?!r=")))')
@@ -61,6 +62,17 @@ def column_letters(number: int) -> str:
         number, rem = divmod(number - 1, 26)
         letters = chr(65 + rem) + letters
     return letters
+
+
+def count_tags(tag: re.Pattern[bytes], xml: bytes, limit: int, after: int = 0) -> int:
+    """The elements `tag` finds in `xml` that end past offset `after`; counting stops a little past `limit`."""
+    count = 0
+    for match in tag.finditer(xml):
+        if match.end() > after:
+            count += 1
+            if count > limit:
+                break
+    return count
 
 
 def measure(xml: bytes, max_cells: int, max_area: int) -> Extent:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..problems import Problem
 from . import spec
-from .extent import CELL_TAG, Extent, column_letters, measure
+from .extent import CELL_TAG, SHARED_STRING_TAG, Extent, column_letters, count_tags, measure
 from .messages import problem
 
 # Limits that keep one hostile file from exhausting the machine.
@@ -34,6 +34,9 @@ MAX_SHEET_COLUMNS = 200
 # densely (about 40 bytes a cell with the rows handed to Python), openpyxl keeps an object for every cell element
 MAX_SHEET_CELLS = 8_000_000  # rows × columns of one sheet's used range
 MAX_WORKBOOK_CELLS = 1_000_000  # cell elements in all sheets together (the marked copy loads them all)
+# calamine holds the whole shared strings table (about 65 bytes a string however short) before it reads a sheet:
+# 17 million one-letter strings are 20 MB zipped and 1.1 GB in memory. No cell can use more than one of them.
+MAX_SHARED_STRINGS = MAX_WORKBOOK_CELLS
 KEEP_PART_BYTES = 16 * 1024 * 1024  # parts read once for the checks are kept for the formula scan up to this size
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -335,17 +338,23 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
             if "xl/workbook.xml" not in names:
                 return problem("file_unreadable", "", "", detail="不是Excel工作簿")
             sheets = sheet_parts(zf.read)
-            cells = 0
+            cells = strings = 0
             for info in zf.infolist():
                 part: bytes | None = None
                 try:
                     if info.file_size <= KEEP_PART_BYTES:
                         part = zf.read(info)  # every part read once: zipfile checks its CRC
                         prolog, counted, has_sheet = part[:4096], 0, b"sheetData" in part
+                        shared = count_tags(SHARED_STRING_TAG, part, MAX_SHARED_STRINGS - strings)
                     else:  # streamed first: a part of hundreds of MB is held whole only if it must be measured
-                        prolog, counted, has_sheet = _stream_part(zf, info, MAX_WORKBOOK_CELLS - cells)
+                        prolog, counted, has_sheet, shared = _stream_part(zf, info, MAX_WORKBOOK_CELLS - cells,
+                                                                          MAX_SHARED_STRINGS - strings)
                 except zipfile.BadZipFile:
                     return problem("file_unreadable", "", "", detail="文件已损坏")
+                strings += shared  # (counted in every part: a reader may take any part for the table)
+                if strings > MAX_SHARED_STRINGS:
+                    return problem("file_too_large", "", "",
+                                   detail=f"文字表「sharedStrings.xml」超过{MAX_SHARED_STRINGS:,}条，多于一个工作簿允许的单元格数")
                 # Office never writes a DOCTYPE; one in a part is an entity bomb or worse
                 if info.filename.endswith((".xml", ".rels")):
                     if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
@@ -368,20 +377,23 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
     return None
 
 
-def _stream_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[bytes, int, bool]:
-    """(its first 4 KB, its cell elements, whether it has sheet data) of a large part, read in pieces (its CRC is
-    checked at the end); counting stops, and reading with it, once there are more than `limit` cells."""
-    prolog, cells, has_sheet, tail = b"", 0, False, b""
+def _stream_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int,
+                 string_limit: int) -> tuple[bytes, int, bool, int]:
+    """(its first 4 KB, its cell elements, whether it has sheet data, its shared strings) of a large part, read in
+    pieces (its CRC is checked at the end); reading stops once there are more than `string_limit` shared strings,
+    or more than `limit` cells in sheet data (either refuses the file)."""
+    prolog, cells, has_sheet, strings, tail = b"", 0, False, 0, b""
     with zf.open(info) as fh:
         while chunk := fh.read(1 << 22):
             prolog = prolog or chunk[:4096]
             buffer = tail + chunk
             has_sheet = has_sheet or b"sheetData" in buffer
-            cells += sum(1 for m in CELL_TAG.finditer(buffer) if m.end() > len(tail))  # (the tail's were counted)
-            if cells > limit:
+            cells += count_tags(CELL_TAG, buffer, limit - cells, len(tail))  # (the tail's were counted)
+            strings += count_tags(SHARED_STRING_TAG, buffer, string_limit - strings, len(tail))
+            if strings > string_limit or (cells > limit and has_sheet):
                 break
             tail = buffer[-256:]
-    return prolog, cells, has_sheet
+    return prolog, cells, has_sheet, strings
 
 
 def _size_problem(sheet: str, extent: Extent, cells: int) -> Problem | None:
