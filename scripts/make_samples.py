@@ -120,6 +120,25 @@ def add_mistakes(f: Filling) -> None:
     f.grid[9][0] = 9
 
 
+def write_lean(source: Path, target: Path) -> None:
+    """The same workbook as a branch that builds its own, or re-saves it from another tool, writes it: every sheet
+    and every value, and nothing else (no styles, drop-downs, print setup or empty template rows)."""
+    import xlsxwriter
+    from python_calamine import CalamineWorkbook
+
+    book = CalamineWorkbook.from_path(str(source))
+    out = xlsxwriter.Workbook(str(target), {"default_date_format": "yyyy-mm-dd", "strings_to_numbers": False,
+                                            "strings_to_formulas": False, "strings_to_urls": False})
+    for name in book.sheet_names:
+        ws = out.add_worksheet(name)
+        for r, row in enumerate(book.get_sheet_by_name(name).to_python(skip_empty_area=False)):
+            for c, value in enumerate(row):
+                if value != "" and value is not None:
+                    ws.write(r, c, value)
+    book.close()
+    out.close()
+
+
 def write_registry(path: Path, branches: list[str]) -> None:
     wb = Workbook()
     ws = wb.active
