@@ -1,7 +1,7 @@
 """Where one workbook's time goes, stage by stage, in one process (the workers' share of the batch).
 
-    python benchmarks/stages.py               # the first 100 workbooks of benchmarks/out/inbox-300
-    python benchmarks/stages.py --count 32
+    python benchmarks/stages.py               # the first 100 template-made workbooks bench.py generated
+    python benchmarks/stages.py --shape lean --count 32
 
 Uses the workbooks bench.py generated (run it first). Stages run as the batch runs them: each workbook read, a
 chunk validated and scored together (both periods), then each branch's outputs written.
@@ -34,8 +34,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--shape", choices=("template", "lean"), default="template")
     args = parser.parse_args()
-    paths = sorted((HERE / "out" / "inbox-300").glob("*.xlsx"))[: args.count + 1]
+    paths = sorted((HERE / "out" / f"inbox-{args.shape}-300-r25").glob("*.xlsx"))[: args.count + 1]
     if len(paths) < 2:
         raise SystemExit("no workbooks: run `python benchmarks/bench.py` first")
     rules = load_rules()
