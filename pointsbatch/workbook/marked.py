@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
+from functools import partial
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -15,6 +15,7 @@ from openpyxl.workbook.workbook import Workbook
 
 from ..problems import Problem
 from . import spec
+from .marked_xml import EXTERNAL_REFERENCE, REACHES_OUT, Listing, patched_copy
 from .messages import problem
 from .read import clean_key
 
@@ -23,6 +24,7 @@ ERROR_FILL = PatternFill("solid", fgColor="FF9999")
 WARNING_FILL = PatternFill("solid", fgColor="FFE699")
 HEADERS = ("序号", "类别", "工作表", "单元格", "填写的内容", "问题说明")
 SEVERITY_LABEL = {"error": "错误", "warning": "提醒"}
+WIDTHS = (6, 6, 12, 9, 18, 70)
 
 
 def marked_copy(source: Path, problems: list[Problem], data: bytes | None = None) -> Workbook:
@@ -57,8 +59,7 @@ def _marked(source: Path, problems: list[Problem], data: bytes | None) -> tuple[
         target = wb[sheet][cell]
         error = any(p.is_error for p in found)
         target.fill = ERROR_FILL if error else WARNING_FILL
-        text = "\n".join(f"【{SEVERITY_LABEL[p.severity]}】{_printable(p.message)}" for p in found)
-        comment = Comment(text, "积分系统")
+        comment = Comment(_comment_text(found), "积分系统")
         comment.width, comment.height = 300, 40 + 40 * len(found)
         target.comment = comment
     wb.active = 0
@@ -67,11 +68,8 @@ def _marked(source: Path, problems: list[Problem], data: bytes | None) -> tuple[
     return wb, added
 
 
-_EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")  # how openpyxl keeps a reference to another workbook: [1]Sheet1!A1
-# a formula that can reach beyond the workbook when the copy is opened: another workbook ([x.xlsx], [1]), a UNC
-# path (\\server\share), DDE (cmd|' /C calc'!A0), or a function that fetches or runs something
-_REACHES_OUT = re.compile(r"\[[^\]]*\]|\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*\(",
-                          re.IGNORECASE)
+_EXTERNAL_REFERENCE = EXTERNAL_REFERENCE  # (one definition for both paths, in marked_xml)
+_REACHES_OUT = REACHES_OUT
 
 
 def _remove_links(wb: Workbook) -> int:
@@ -99,10 +97,18 @@ def _remove_links(wb: Workbook) -> int:
     return removed
 
 
-def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
+def _comment_text(found: list[Problem]) -> str:
+    return "\n".join(f"【{SEVERITY_LABEL[p.severity]}】{_printable(p.message)}" for p in found)
+
+
+def _title(problems: list[Problem]) -> str:
     errors = sum(p.is_error for p in problems)
-    ws.cell(1, 1, f"本工作簿有{errors}处错误、{len(problems) - errors}处提醒。请逐条改正标红的单元格后重新提交；"
-            "点击“单元格”一列可跳到问题所在位置。").font = Font(bold=True, color="C00000")
+    return (f"本工作簿有{errors}处错误、{len(problems) - errors}处提醒。请逐条改正标红的单元格后重新提交；"
+            "点击“单元格”一列可跳到问题所在位置。")
+
+
+def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
+    ws.cell(1, 1, _title(problems)).font = Font(bold=True, color="C00000")
     for col, text in enumerate(HEADERS, start=1):
         cell = ws.cell(2, col, text)
         cell.font = Font(bold=True)
@@ -122,7 +128,7 @@ def _write_listing(ws, problems: list[Problem], sheets: dict[str, str]) -> None:
             link.font = Font(color="0563C1", underline="single")
         if p.is_error:
             ws.cell(row, 2).font = Font(color="C00000", bold=True)
-    for letter, width in zip("ABCDEF", (6, 6, 12, 9, 18, 70), strict=True):
+    for letter, width in zip("ABCDEF", WIDTHS, strict=True):
         ws.column_dimensions[letter].width = width
     ws.merge_cells("A1:F1")
     ws["A1"].alignment = Alignment(wrap_text=True, vertical="center")
@@ -145,14 +151,49 @@ def write_marked_copy(source: Path, problems: list[Problem], target: Path, data:
                       created: dt.datetime | None = None) -> list[Problem]:
     """The marked copy, written whole; dated by `created` (the run's clock) inside and in its zip, so the same
     workbook and problems give the same bytes. Returns the problems the copy added (links removed), for the
-    problem list."""
+    problem list.
+
+    The copy is patched into the workbook's own XML (marked_xml) when the workbook holds nothing that patch does
+    not take (links, drawings, ...; none of them removed there); otherwise openpyxl loads and saves it."""
+    from .. import clock
+    from ..files import atomic_write_bytes
+
+    when = (created or clock.now()).astimezone(dt.UTC).replace(tzinfo=None)
+    if data is None:
+        data = Path(source).read_bytes()
+    patched = patched_copy(data, partial(_listing, problems), when)
+    if patched is not None:
+        atomic_write_bytes(target, patched)
+        return []
+    return _write_through_openpyxl(source, problems, target, data, when)
+
+
+def _listing(problems: list[Problem], sheetnames: list[str]) -> Listing:
+    """What the patched copy says: the same problem sheet and comments `_marked` gives through openpyxl, for a
+    workbook from which no link was removed."""
+    problems = [p for p in problems if p.code != "links_removed"]
+    sheets = {clean_key(name): name for name in sheetnames}
+    rows = []
+    by_cell: dict[tuple[str, str], list[Problem]] = {}
+    for i, p in enumerate(problems, start=1):
+        real = sheets.get(p.sheet)
+        link = f"#'{real}'!{p.cell}" if real and p.cell else None
+        rows.append((i, SEVERITY_LABEL[p.severity], p.sheet or "（整个文件）", p.cell, _printable(p.value),
+                     _printable(p.message), link, p.is_error))
+        if real and p.cell:
+            by_cell.setdefault((real, p.cell), []).append(p)
+    comments = {key: (any(p.is_error for p in found), _comment_text(found), len(found))
+                for key, found in by_cell.items()}
+    return Listing(PROBLEM_SHEET, _title(problems), HEADERS, WIDTHS, rows, comments)
+
+
+def _write_through_openpyxl(source: Path, problems: list[Problem], target: Path, data: bytes,
+                            when: dt.datetime) -> list[Problem]:
     from openpyxl.xml.functions import tostring
 
-    from .. import clock
     from ..files import atomic_write_bytes, fixed_zip_dates
 
     wb, added = _marked(source, problems, data)
-    when = (created or clock.now()).astimezone(dt.UTC).replace(tzinfo=None)
     buf = io.BytesIO()
     wb.save(buf)  # (openpyxl sets the modified time to now while saving: the properties are written again below)
     wb.properties.created = wb.properties.modified = when

@@ -1,0 +1,717 @@
+"""The marked copy patched into the workbook's own XML: the fast path of `marked.write_marked_copy`.
+
+openpyxl loads every cell of every sheet and writes them all again (117-210 ms a workbook). Here only what the
+copy changes is parsed and written: the sheets holding a problem cell (their style index set to a new style
+derived from the cell's own, so its number format, font and borders stay), a comments part and the legacy VML
+drawing Excel needs to show it, styles.xml (two fills, the derived styles, the listing's fonts), the new sheet
+问题清单, workbook.xml, its relationships, the content types and the document properties (as openpyxl writes them).
+Every other zip entry is copied as its compressed bytes. Sheets, data validations, conditional formats and
+everything else in the parts left alone stay as the branch saved them.
+
+The patch takes only what it knows to be inert: a part of any other kind (external links, drawings, pictures,
+printer settings, pivot tables, macros, connections, a thumbnail), a relationship of a sheet (comments, links),
+a hyperlink or a formula that reaches beyond the workbook, a strict-OOXML or odd package, an existing 问题清单
+sheet: `patched_copy` then returns None and the caller takes openpyxl's path, which removes links (see
+`marked._remove_links`). XML is parsed with lxml (no DTD, no entities, no network, lxml's size limits).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import io
+import posixpath
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
+from copy import deepcopy
+from dataclasses import dataclass
+
+from lxml import etree
+
+from .extent import column_letters
+
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+DOC_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+CONTENT_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
+XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
+
+_CT = "application/vnd.openxmlformats-officedocument."
+WORKSHEET_CT = _CT + "spreadsheetml.worksheet+xml"
+COMMENTS_CT = _CT + "spreadsheetml.comments+xml"
+VML_CT = _CT + "vmlDrawing"
+RELS_CT = "application/vnd.openxmlformats-package.relationships+xml"
+# the parts a copy may carry as the branch saved them: cells, their styles and the document's properties
+_INERT_PARTS = {
+    _CT + "spreadsheetml.sheet.main+xml", WORKSHEET_CT, _CT + "spreadsheetml.styles+xml", _CT + "theme+xml",
+    _CT + "spreadsheetml.sharedStrings+xml", _CT + "spreadsheetml.calcChain+xml",
+    "application/vnd.openxmlformats-package.core-properties+xml", _CT + "extended-properties+xml",
+    _CT + "custom-properties+xml", RELS_CT,
+}
+_REL = DOC_REL + "/"
+_BOOK_RELS = {_REL + t for t in ("worksheet", "styles", "theme", "sharedStrings", "calcChain")}
+_ROOT_RELS = {_REL + "officeDocument", _REL + "extended-properties", _REL + "custom-properties",
+              "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties"}
+CORE, APP, TYPES, ROOT_RELS = "docProps/core.xml", "docProps/app.xml", "[Content_Types].xml", "_rels/.rels"
+
+ERROR_RGB, WARNING_RGB = "00FF9999", "00FFE699"  # as openpyxl writes marked.ERROR_FILL and WARNING_FILL
+_FORMULA_TAG = re.compile(rb"<(?:[\w.-]++:)?f[\s>/]")  # within one tag name: linear whatever the part holds
+_CELL_REF = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})")
+_MAX_ROW, _MAX_COLUMN, _MAX_STYLES = 1_048_576, 16_384, 64_000
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_comments=False)
+# (element order in a worksheet, ECMA-376 CT_Worksheet: the comments' drawing goes where Excel expects it)
+_AFTER_LEGACY_DRAWING = ("legacyDrawingHF", "drawingHF", "picture", "oleObjects", "controls", "webPublishItems",
+                         "tableParts", "extLst")
+_AFTER_DEFINED_NAMES = ("calcPr", "oleSize", "customWorkbookViews", "pivotCaches", "smartTagPr", "smartTagTypes",
+                        "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
+
+
+class Unpatchable(Exception):
+    """The workbook holds something the patch does not handle: the caller takes openpyxl's path."""
+
+
+# how openpyxl keeps a reference to another workbook in a defined name: [1]Sheet1!A1
+EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")
+# a formula that can reach beyond the workbook when the copy is opened: another workbook ([x.xlsx], [1]), a UNC
+# path (\\server\share), DDE (cmd|' /C calc'!A0), or a function that fetches or runs something
+REACHES_OUT = re.compile(r"\[[^\]]*\]|\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*\(",
+                         re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the copy says, decided by marked.py for both paths: the problem sheet's title, headers, column widths
+    and rows (values, the `#'sheet'!cell` jump of its 单元格, whether an error), and each marked cell's comment."""
+
+    sheet_name: str
+    title: str
+    headers: tuple[str, ...]
+    widths: tuple[float, ...]
+    rows: list[tuple[int, str, str, str, str, str, str | None, bool]]
+    comments: dict[tuple[str, str], tuple[bool, str, int]]  # (sheet, cell) -> (error, text, how many problems)
+
+
+def patched_copy(data: bytes, listing_for: Callable[[list[str]], Listing], when: dt.datetime) -> bytes | None:
+    """The marked copy as .xlsx bytes, or None when the workbook holds anything the patch does not take (see the
+    module docstring). `listing_for`: the listing, given the workbook's sheet names in order."""
+    try:
+        patch = _Patch(data)
+        return patch.run(listing_for([name for name, _ in patch.sheets]), when)
+    except (Unpatchable, etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, struct.error, ValueError,
+            KeyError, IndexError, EOFError, NotImplementedError):
+        return None
+
+
+def _parse(xml: bytes) -> etree._Element:
+    root = etree.fromstring(xml, _PARSER)
+    if root.getroottree().docinfo.doctype:
+        raise Unpatchable("a DOCTYPE")
+    return root
+
+
+def _q(name: str, ns: str = MAIN) -> str:
+    return f"{{{ns}}}{name}"
+
+
+def _xml(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _target(source_part: str, target: str) -> str:
+    """A relationship's target as a zip entry name."""
+    base = posixpath.dirname(posixpath.dirname(source_part))  # a/_rels/b.xml.rels -> a
+    path = target[1:] if target.startswith("/") else posixpath.join(base, target)
+    path = posixpath.normpath(path)
+    if path.startswith("..") or path.startswith("/"):
+        raise Unpatchable(f"a target outside the package: {target}")
+    return path
+
+
+def _rels_of(part: str) -> str:
+    return posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
+
+
+class _Patch:
+    """One workbook: its zip read once, the parts it changes parsed, the rest copied."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.zip = zipfile.ZipFile(io.BytesIO(data))
+        self.entries = {info.filename: info for info in self.zip.infolist()}
+        if len(self.entries) != len(self.zip.infolist()):
+            raise Unpatchable("two entries of one name")
+        self.lower = {name.lower() for name in self.entries}
+        self.types = _parse(self.read(TYPES))
+        if self.types.tag != _q("Types", CONTENT_TYPES):
+            raise Unpatchable("content types")
+        defaults = {d.get("Extension", "").lower(): d.get("ContentType") for d in self.types
+                    if d.tag == _q("Default", CONTENT_TYPES)}
+        overrides = {o.get("PartName", "").lstrip("/").lower(): o.get("ContentType") for o in self.types
+                     if o.tag == _q("Override", CONTENT_TYPES)}
+        self.content_type = {}
+        for name, info in self.entries.items():
+            if name == TYPES:
+                continue
+            kind = overrides.get(name.lower()) or defaults.get(name.rsplit(".", 1)[-1].lower())
+            if kind not in _INERT_PARTS or info.flag_bits & 1 or info.compress_type not in (0, 8):
+                raise Unpatchable(f"{name}: {kind}")
+            self.content_type[name] = kind
+        root_rels = self.relationships(ROOT_RELS, _ROOT_RELS)
+        books = [t for t, kind in root_rels.values() if kind == _REL + "officeDocument"]
+        if len(books) != 1 or CORE not in self.entries or APP not in self.entries:
+            raise Unpatchable("package")
+        self.book_part = books[0]
+        self.book_rels_part = _rels_of(self.book_part)
+        for name, kind in self.content_type.items():
+            if (kind == RELS_CT or name.lower().endswith(".rels")) and name not in (ROOT_RELS, self.book_rels_part):
+                raise Unpatchable(f"relationships of another part: {name}")  # a sheet's links, comments, drawings
+        self.book = _parse(self.read(self.book_part))
+        if self.book.tag != _q("workbook"):
+            raise Unpatchable("not a transitional workbook")  # strict OOXML among others
+        self.book_rels = self.relationships(self.book_rels_part, _BOOK_RELS)
+        sheets_el = self.book.find(_q("sheets"))
+        if sheets_el is None:
+            raise Unpatchable("no sheets")
+        self.sheets: list[tuple[str, str]] = []
+        for sheet in sheets_el:
+            rel = self.book_rels.get(sheet.get(_q("id", DOC_REL)) or "")
+            if sheet.tag != _q("sheet") or rel is None or rel[1] != _REL + "worksheet" or rel[0] not in self.entries:
+                raise Unpatchable("a sheet that is not a worksheet part")
+            self.sheets.append((sheet.get("name") or "", rel[0]))
+        if len({name.lower() for name, _ in self.sheets}) != len(self.sheets):
+            raise Unpatchable("two sheets of one name")
+        if {part for _, part in self.sheets} != {n for n, k in self.content_type.items() if k == WORKSHEET_CT}:
+            raise Unpatchable("a worksheet part that is no sheet")
+
+    def read(self, name: str) -> bytes:
+        return self.zip.read(self.entries[name])
+
+    def relationships(self, part: str, allowed: set[str]) -> dict[str, tuple[str, str]]:
+        """Id -> (target entry, type) of a relationships part, every one internal and of an `allowed` type."""
+        root = _parse(self.read(part))
+        if root.tag != _q("Relationships", PKG_REL):
+            raise Unpatchable(part)
+        out = {}
+        for rel in root:
+            kind, target = rel.get("Type") or "", rel.get("Target") or ""
+            if rel.tag != _q("Relationship", PKG_REL) or kind not in allowed or rel.get("TargetMode") == "External":
+                raise Unpatchable(f"{part}: {kind}")
+            out[rel.get("Id") or ""] = (_target(part, target), kind)
+        return out
+
+    def free_name(self, pattern: str) -> str:
+        n = 1
+        while pattern.format(n).lower() in self.lower:
+            n += 1
+        self.lower.add(pattern.format(n).lower())
+        return pattern.format(n)
+
+    # --- the copy ---------------------------------------------------------------------------------------------
+
+    def run(self, listing: Listing, when: dt.datetime) -> bytes:
+        if listing.sheet_name.lower() in {name.lower() for name, _ in self.sheets}:
+            raise Unpatchable("a problem sheet already")  # a marked copy sent back: openpyxl replaces its sheet
+        for element in self.book.iter(_q("definedName")):
+            if EXTERNAL_REFERENCE.search(element.text or ""):
+                raise Unpatchable("a name referring to another workbook")
+        styles_part = next((t for t, kind in self.book_rels.values() if kind == _REL + "styles"), None)
+        if styles_part is None or styles_part not in self.entries:
+            raise Unpatchable("no styles")
+        styles = _Styles(_parse(self.read(styles_part)))
+        by_sheet: dict[str, dict[str, tuple[bool, str, int]]] = {}
+        for (sheet, cell), mark in listing.comments.items():
+            by_sheet.setdefault(sheet, {})[cell] = mark
+        changed: dict[str, bytes] = {}
+        added: list[tuple[str, bytes, str | None]] = []  # (entry, content, content type to declare)
+        for n, (name, part) in enumerate(self.sheets, start=1):
+            xml = self.read(part)
+            marks = by_sheet.get(name, {})
+            if not marks and not _may_matter(xml):
+                continue
+            root = _parse(xml)
+            if root.tag != _q("worksheet"):
+                raise Unpatchable(part)
+            self.check_inert(root)
+            unselected = _unselect(root)
+            uncached = _drop_cached_results(root)
+            if not marks:
+                if unselected or uncached:
+                    changed[part] = _xml(root)
+                continue
+            cells = _Cells(root)
+            for cell, (error, _, _) in marks.items():
+                styles.mark(cells.get(cell), error)
+            comments_part = self.free_name("xl/comments{}.xml")
+            vml_part = self.free_name("xl/drawings/vmlDrawing{}.vml")
+            _add_legacy_drawing(root, "rId1")
+            changed[part] = _xml(root)
+            added.append((comments_part, _comments_xml(marks), COMMENTS_CT))
+            added.append((vml_part, _vml(marks, n), None))
+            added.append((_rels_of(part), _rels([
+                ("rId1", _REL + "vmlDrawing", posixpath.relpath(vml_part, posixpath.dirname(part)), False),
+                ("rId2", _REL + "comments", posixpath.relpath(comments_part, posixpath.dirname(part)), False)]),
+                None))
+        listing_part = self.free_name("xl/worksheets/sheet{}.xml")
+        added.append((listing_part, _listing_xml(listing, styles), WORKSHEET_CT))
+        links = [(f"rId{i}", _REL + "hyperlink", row[6], True)
+                 for i, row in enumerate((row for row in listing.rows if row[6]), start=1)]
+        if links:
+            added.append((_rels_of(listing_part), _rels(links), None))
+        if len(styles.xfs) > _MAX_STYLES:
+            raise Unpatchable("too many styles")
+        changed[styles_part] = _xml(styles.root)
+        changed[self.book_part], changed[self.book_rels_part] = self.patched_book(listing, listing_part)
+        changed[TYPES] = self.patched_types([(entry, kind) for entry, _, kind in added if kind], vml=any(
+            entry.endswith(".vml") for entry, _, _ in added))
+        changed[CORE] = _core(self.read(CORE), when)
+        changed[APP] = _app()
+        return self.zipped(changed, [(entry, content) for entry, content, _ in added])
+
+    def check_inert(self, root: etree._Element) -> None:
+        """Nothing openpyxl's path would remove or lose: hyperlinks, formulas that reach beyond the workbook."""
+        if root.find(_q("hyperlinks")) is not None:
+            raise Unpatchable("hyperlinks")
+        for f in root.iter(_q("f")):
+            if REACHES_OUT.search("=" + (f.text or "")):
+                raise Unpatchable("a formula that reaches out")
+
+    def patched_book(self, listing: Listing, listing_part: str) -> tuple[bytes, bytes]:
+        """workbook.xml and its relationships with 问题清单 first, shown and selected."""
+        rels = _parse(self.read(self.book_rels_part))
+        ids = {rel.get("Id") for rel in rels}
+        new_id = next(f"rId{n}" for n in range(len(ids) + 1, len(ids) + 3) if f"rId{n}" not in ids)
+        etree.SubElement(rels, _q("Relationship", PKG_REL), Id=new_id, Type=_REL + "worksheet",
+                         Target="/" + listing_part)
+        book = self.book
+        for child in list(book):
+            if not isinstance(child.tag, str) or not child.tag.startswith(f"{{{MAIN}}}"):
+                book.remove(child)  # what openpyxl drops too: the saving machine's path (x15ac:absPath), extensions
+        sheets = book.find(_q("sheets"))
+        ids_used = [int(s.get("sheetId") or 0) for s in sheets]
+        sheet = etree.Element(_q("sheet"), name=listing.sheet_name, sheetId=str(max(ids_used, default=0) + 1))
+        sheet.set(_q("id", DOC_REL), new_id)
+        sheets.insert(0, sheet)
+        views = book.find(_q("bookViews"))
+        if views is None:
+            views = etree.Element(_q("bookViews"))
+            sheets.addprevious(views)
+        if not len(views):
+            etree.SubElement(views, _q("workbookView"))
+        for view in views:
+            view.set("activeTab", "0")
+            view.set("firstSheet", "0")
+        names = book.find(_q("definedNames"))
+        if names is None:
+            names = etree.Element(_q("definedNames"))
+            after = next((book.find(_q(t)) for t in _AFTER_DEFINED_NAMES if book.find(_q(t)) is not None), None)
+            if after is None:
+                book.append(names)
+            else:
+                after.addprevious(names)
+        for name in names:
+            local = name.get("localSheetId")
+            if local is not None:
+                name.set("localSheetId", str(int(local) + 1))
+        titles = etree.Element(_q("definedName"), name="_xlnm.Print_Titles", localSheetId="0")
+        titles.text = f"'{listing.sheet_name}'!$2:$2"
+        names.insert(0, titles)
+        return _xml(book), _xml(rels)
+
+    def patched_types(self, parts: list[tuple[str, str]], vml: bool) -> bytes:
+        for entry, kind in parts:
+            etree.SubElement(self.types, _q("Override", CONTENT_TYPES), PartName="/" + entry, ContentType=kind)
+        extensions = {d.get("Extension", "").lower() for d in self.types if d.tag == _q("Default", CONTENT_TYPES)}
+        if vml and "vml" not in extensions:
+            default = etree.Element(_q("Default", CONTENT_TYPES), Extension="vml", ContentType=VML_CT)
+            self.types.insert(0, default)
+        return _xml(self.types)
+
+    def zipped(self, changed: dict[str, bytes], added: list[tuple[str, bytes]]) -> bytes:
+        """The copy's zip: entries left alone as their compressed bytes, the rest deflated; all dated 1980-01-01
+        as `files.fixed_zip_dates` dates them."""
+        out = _ZipWriter()
+        for name, info in self.entries.items():
+            if name in changed:
+                out.add(name, changed[name], info.external_attr)
+            else:
+                out.add_raw(info, self.raw(info))
+        for name, content in added:
+            out.add(name, content, 0)
+        return out.finish()
+
+    def raw(self, info: zipfile.ZipInfo) -> bytes:
+        """An entry's compressed bytes, as its local header places them (zipfile has no public call for this)."""
+        start = info.header_offset
+        header = self.data[start:start + 30]
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise Unpatchable("a local header")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        begin = start + 30 + name_length + extra_length
+        raw = self.data[begin:begin + info.compress_size]
+        if len(raw) != info.compress_size:
+            raise Unpatchable("a short entry")
+        return raw
+
+
+def _may_matter(xml: bytes) -> bool:
+    """Whether a sheet without problems could hold what the copy must look at: a formula, a hyperlink, or its tab
+    selected. A false yes only costs a parse."""
+    return b"hyperlink" in xml or b"tabSelected" in xml or _FORMULA_TAG.search(xml) is not None
+
+
+def _drop_cached_results(root: etree._Element) -> bool:
+    """Formulas without the results last saved with them, as openpyxl's path writes them (a reader that does not
+    calculate shows them empty, the same in both paths); whether the sheet had any."""
+    dropped = False
+    for f in root.iter(_q("f")):
+        cell = f.getparent()
+        for v in cell.findall(_q("v")) if cell is not None else ():
+            cell.remove(v)
+            dropped = True
+    return dropped
+
+
+def _unselect(root: etree._Element) -> bool:
+    """The sheet's tab no longer selected (问题清单 is); whether it was."""
+    was = False
+    views = root.find(_q("sheetViews"))
+    for view in views if views is not None else ():
+        if view.get("tabSelected") is not None:
+            was = was or view.get("tabSelected") in ("1", "true")
+            del view.attrib["tabSelected"]
+    return was
+
+
+class _Cells:
+    """A sheet's `<c>` elements by reference; rows and cells must be in ascending order with their references
+    written out (otherwise a reader numbers them by position, and an inserted one could land twice)."""
+
+    def __init__(self, root: etree._Element) -> None:
+        data = root.find(_q("sheetData"))
+        if data is None:
+            raise Unpatchable("no sheetData")
+        self.data = data
+        self.rows = _ordered(data, "row", lambda el: _int(el.get("r")))
+        self.cells: dict[int, list[tuple[int, etree._Element]]] = {}
+
+    def get(self, ref: str) -> etree._Element:
+        """The `<c>` element of `ref`, inserted in row and column order when the sheet has none."""
+        match = _CELL_REF.fullmatch(ref)
+        if match is None:
+            raise Unpatchable(f"not a cell: {ref}")
+        column, row = _column_number(match[1]), int(match[2])
+        if column > _MAX_COLUMN or row > _MAX_ROW:
+            raise Unpatchable(f"beyond the sheet: {ref}")
+        row_el = _insert(self.data, self.rows, row, {"r": str(row)}, "row")
+        if row not in self.cells:
+            self.cells[row] = _ordered(row_el, "c", _cell_column)
+        return _insert(row_el, self.cells[row], column, {"r": ref}, "c")
+
+
+def _ordered(parent: etree._Element, tag: str, key_of) -> list[tuple[int, etree._Element]]:
+    out: list[tuple[int, etree._Element]] = []
+    for child in parent:
+        if child.tag == _q("extLst") or not isinstance(child.tag, str):
+            continue
+        if child.tag != _q(tag):
+            raise Unpatchable(f"an unknown element in {parent.tag}")
+        key = key_of(child)
+        if out and key <= out[-1][0]:
+            raise Unpatchable(f"{tag} out of order")
+        out.append((key, child))
+    return out
+
+
+def _insert(parent: etree._Element, children: list[tuple[int, etree._Element]], key: int, attrs: dict[str, str],
+            tag: str) -> etree._Element:
+    """The child of `key`, or a new one placed before the first with a greater key (`children` kept in step)."""
+    at = bisect.bisect_left(children, key, key=lambda pair: pair[0])
+    if at < len(children) and children[at][0] == key:
+        return children[at][1]
+    new = etree.Element(_q(tag), attrs)
+    if at < len(children):
+        children[at][1].addprevious(new)
+    else:
+        last = parent[-1] if len(parent) else None
+        if last is not None and last.tag == _q("extLst"):
+            last.addprevious(new)
+        else:
+            parent.append(new)
+    children.insert(at, (key, new))
+    return new
+
+
+def _int(text: str | None) -> int:
+    if text is None or not text.isdigit() or len(text) > 7:
+        raise Unpatchable("a row without its number")
+    return int(text)
+
+
+def _cell_column(el: etree._Element) -> int:
+    match = _CELL_REF.fullmatch(el.get("r") or "")
+    if match is None:
+        raise Unpatchable("a cell without its reference")
+    return _column_number(match[1])
+
+
+def _column_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _add_legacy_drawing(root: etree._Element, rel_id: str) -> None:
+    if root.find(_q("legacyDrawing")) is not None:
+        raise Unpatchable("a legacy drawing already")
+    element = etree.Element(_q("legacyDrawing"))
+    element.set(_q("id", DOC_REL), rel_id)
+    after = next((c for c in root if isinstance(c.tag, str) and etree.QName(c).localname in _AFTER_LEGACY_DRAWING),
+                 None)
+    if after is None:
+        root.append(element)
+    else:
+        after.addprevious(element)
+
+
+class _Styles:
+    """styles.xml with the fills and fonts the copy adds, and a style per (problem cell style, error or warning)."""
+
+    def __init__(self, root: etree._Element) -> None:
+        if root.tag != _q("styleSheet"):
+            raise Unpatchable("styles")
+        self.root = root
+        self.fonts, self.fills, self.xfs = (root.find(_q(t)) for t in ("fonts", "fills", "cellXfs"))
+        if self.fonts is None or self.fills is None or self.xfs is None or not len(self.xfs):
+            raise Unpatchable("styles without fonts, fills or cell styles")
+        if any(c.tag != _q("xf") for c in self.xfs):
+            raise Unpatchable("cellXfs")
+        self.error_fill = self._add(self.fills, _fill(ERROR_RGB))
+        self.warning_fill = self._add(self.fills, _fill(WARNING_RGB))
+        self.derived: dict[tuple[int, bool], int] = {}
+        title = self._add(self.fonts, _font(bold=True, rgb="00C00000"))
+        bold = self._add(self.fonts, _font(bold=True))
+        link = self._add(self.fonts, _font(rgb="000563C1", underline=True))
+        self.title = self._xf(title, vertical="center", wrap=True)
+        self.header = self._xf(bold)
+        self.body = self._xf(0, vertical="top")
+        self.wrapped = self._xf(0, vertical="top", wrap=True)
+        self.error = self._xf(title, vertical="top")
+        self.link = self._xf(link, vertical="top")
+
+    def _add(self, parent: etree._Element, child: etree._Element) -> int:
+        parent.append(child)
+        parent.set("count", str(len(parent)))
+        return len(parent) - 1
+
+    def _xf(self, font: int, vertical: str | None = None, wrap: bool = False) -> int:
+        xf = etree.Element(_q("xf"), numFmtId="0", fontId=str(font), fillId="0", borderId="0", xfId="0")
+        if font:
+            xf.set("applyFont", "1")
+        if vertical:
+            xf.set("applyAlignment", "1")
+            align = etree.SubElement(xf, _q("alignment"), vertical=vertical)
+            if wrap:
+                align.set("wrapText", "1")
+        return self._add(self.xfs, xf)
+
+    def mark(self, cell: etree._Element, error: bool) -> None:
+        """The cell's own style with the problem's fill."""
+        old = int(cell.get("s") or 0)
+        if old >= len(self.xfs) or old < 0:
+            raise Unpatchable("a style the workbook does not have")
+        key = (old, error)
+        if key not in self.derived:
+            xf = deepcopy(self.xfs[old])
+            xf.set("fillId", str(self.error_fill if error else self.warning_fill))
+            xf.set("applyFill", "1")
+            self.derived[key] = self._add(self.xfs, xf)
+        cell.set("s", str(self.derived[key]))
+
+
+def _fill(rgb: str) -> etree._Element:
+    fill = etree.Element(_q("fill"))
+    pattern = etree.SubElement(fill, _q("patternFill"), patternType="solid")
+    etree.SubElement(pattern, _q("fgColor"), rgb=rgb)
+    return fill
+
+
+def _font(bold: bool = False, rgb: str | None = None, underline: bool = False) -> etree._Element:
+    font = etree.Element(_q("font"))
+    if bold:
+        etree.SubElement(font, _q("b"), val="1")
+    if rgb:
+        etree.SubElement(font, _q("color"), rgb=rgb)
+    if underline:
+        etree.SubElement(font, _q("u"), val="single")
+    return font
+
+
+def _text(parent: etree._Element, tag: str, text: str) -> etree._Element:
+    t = etree.SubElement(parent, _q(tag))
+    t.text = text
+    if text != text.strip():
+        t.set(XML_SPACE, "preserve")
+    return t
+
+
+def _comments_xml(marks: dict[str, tuple[bool, str, int]]) -> bytes:
+    root = etree.Element(_q("comments"), nsmap={None: MAIN})
+    _text(etree.SubElement(root, _q("authors")), "author", "积分系统")
+    listing = etree.SubElement(root, _q("commentList"))
+    for ref, (_, text, _) in marks.items():
+        comment = etree.SubElement(listing, _q("comment"), ref=ref, authorId="0")
+        _text(etree.SubElement(comment, _q("text")), "t", text)
+    return _xml(root)
+
+
+_VML_HEAD = (
+    '<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+    'xmlns:x="urn:schemas-microsoft-com:office:excel">'
+    '<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="{n}"/></o:shapelayout>'
+    '<v:shapetype id="_x0000_t202" coordsize="21600,21600" o:spt="202" path="m,l,21600r21600,l21600,xe">'
+    '<v:stroke joinstyle="miter"/><v:path gradientshapeok="t" o:connecttype="rect"/></v:shapetype>')
+_VML_SHAPE = (
+    '<v:shape id="_x0000_s{id}" type="#_x0000_t202" style="position:absolute;margin-left:59.25pt;'
+    'margin-top:1.5pt;width:300px;height:{height}px;z-index:{z};visibility:hidden" fillcolor="#ffffe1" '
+    'o:insetmode="auto"><v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
+    '<v:path o:connecttype="none"/><v:textbox style="mso-direction-alt:auto"><div style="text-align:left"></div>'
+    '</v:textbox><x:ClientData ObjectType="Note"><x:MoveWithCells/><x:SizeWithCells/><x:AutoFill>False'
+    '</x:AutoFill><x:Row>{row}</x:Row><x:Column>{column}</x:Column></x:ClientData></v:shape>')
+
+
+def _vml(marks: dict[str, tuple[bool, str, int]], n: int) -> bytes:
+    """The drawing that shows the comments (sized as marked._marked sizes them: 300 × 40 + 40 a problem), its
+    shape ids in the block of drawing `n`."""
+    shapes = []
+    for z, (ref, (_, _, count)) in enumerate(marks.items(), start=1):
+        match = _CELL_REF.fullmatch(ref)
+        assert match is not None  # (checked when the cell was marked)
+        shapes.append(_VML_SHAPE.format(id=1024 * n + z, height=40 + 40 * count, z=z, row=int(match[2]) - 1,
+                                        column=_column_number(match[1]) - 1))
+    return (_VML_HEAD.format(n=n) + "".join(shapes) + "</xml>").encode()
+
+
+def _rels(rels: Iterable[tuple[str, str, str, bool]]) -> bytes:
+    root = etree.Element(_q("Relationships", PKG_REL), nsmap={None: PKG_REL})
+    for rel_id, kind, target, external in rels:
+        rel = etree.SubElement(root, _q("Relationship", PKG_REL), Id=rel_id, Type=kind, Target=target)
+        if external:
+            rel.set("TargetMode", "External")  # (a '#' target: a jump within the workbook, as openpyxl writes it)
+    return _xml(root)
+
+
+def _listing_xml(listing: Listing, styles: _Styles) -> bytes:
+    """The problem sheet, as marked._write_listing lays it out."""
+    root = etree.Element(_q("worksheet"), nsmap={None: MAIN, "r": DOC_REL})
+    pr = etree.SubElement(root, _q("sheetPr"))
+    etree.SubElement(pr, _q("pageSetUpPr"), fitToPage="1")
+    etree.SubElement(root, _q("dimension"), ref=f"A1:F{len(listing.rows) + 2}")
+    view = etree.SubElement(etree.SubElement(root, _q("sheetViews")), _q("sheetView"), tabSelected="1",
+                            workbookViewId="0")
+    etree.SubElement(view, _q("pane"), ySplit="2", topLeftCell="A3", activePane="bottomLeft", state="frozen")
+    etree.SubElement(view, _q("selection"), pane="bottomLeft", activeCell="A1", sqref="A1")
+    etree.SubElement(root, _q("sheetFormatPr"), baseColWidth="8", defaultRowHeight="15")
+    cols = etree.SubElement(root, _q("cols"))
+    for n, width in enumerate(listing.widths, start=1):
+        etree.SubElement(cols, _q("col"), min=str(n), max=str(n), width=f"{width:g}", customWidth="1")
+    data = etree.SubElement(root, _q("sheetData"))
+
+    def cell(row: etree._Element, ref: str, value: str | int, style: int) -> None:
+        c = etree.SubElement(row, _q("c"), r=ref, s=str(style))
+        if isinstance(value, int):
+            c.set("t", "n")
+            etree.SubElement(c, _q("v")).text = str(value)
+        else:
+            c.set("t", "inlineStr")
+            if value != "":
+                _text(etree.SubElement(c, _q("is")), "t", value)
+
+    first = etree.SubElement(data, _q("row"), r="1", ht="36", customHeight="1")
+    cell(first, "A1", listing.title, styles.title)
+    second = etree.SubElement(data, _q("row"), r="2")
+    for n, text in enumerate(listing.headers, start=1):
+        cell(second, f"{column_letters(n)}2", text, styles.header)
+    hyperlinks = []
+    for i, (seq, severity, sheet, ref, value, message, link, error) in enumerate(listing.rows, start=3):
+        row = etree.SubElement(data, _q("row"), r=str(i))
+        cell(row, f"A{i}", seq, styles.body)
+        cell(row, f"B{i}", severity, styles.error if error else styles.body)
+        cell(row, f"C{i}", sheet, styles.body)
+        cell(row, f"D{i}", ref, styles.link if link else styles.body)
+        cell(row, f"E{i}", value, styles.body)
+        cell(row, f"F{i}", message, styles.wrapped)
+        if link:
+            hyperlinks.append(f"D{i}")
+    etree.SubElement(etree.SubElement(root, _q("mergeCells"), count="1"), _q("mergeCell"), ref="A1:F1")
+    if hyperlinks:
+        links = etree.SubElement(root, _q("hyperlinks"))
+        for n, ref in enumerate(hyperlinks, start=1):
+            link_el = etree.SubElement(links, _q("hyperlink"), ref=ref)
+            link_el.set(_q("id", DOC_REL), f"rId{n}")
+    etree.SubElement(root, _q("pageMargins"), left="0.75", right="0.75", top="1", bottom="1", header="0.5",
+                     footer="0.5")
+    etree.SubElement(root, _q("pageSetup"), orientation="landscape", paperSize="9", fitToHeight="0",
+                     fitToWidth="1")
+    return _xml(root)
+
+
+def _core(xml: bytes, when: dt.datetime) -> bytes:
+    """docProps/core.xml as openpyxl's path writes it: the branch's properties, created and modified `when`."""
+    from openpyxl.packaging.core import DocumentProperties
+    from openpyxl.xml.functions import fromstring, tostring
+
+    properties = DocumentProperties.from_tree(fromstring(xml))
+    properties.created = properties.modified = when
+    return tostring(properties.to_tree())
+
+
+def _app() -> bytes:
+    """docProps/app.xml as openpyxl writes it (the saving application's, not the branch's company or names)."""
+    from openpyxl.packaging.extended import ExtendedProperties
+    from openpyxl.xml.functions import tostring
+
+    return tostring(ExtendedProperties().to_tree())
+
+
+class _ZipWriter:
+    """A zip written entry by entry, taking an entry's compressed bytes as they are. zipfile compresses whatever it
+    writes; copying a workbook's untouched sheets as their deflated bytes saves inflating and deflating them again.
+    Dates are 1980-01-01 00:00 (as files.ZIP_EPOCH); no zip64: a marked copy is far below 4 GB."""
+
+    _DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01 in MS-DOS date format; the time is 00:00:00 (0)
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.central: list[bytes] = []
+        self.offset = 0
+
+    def add(self, name: str, content: bytes, external_attr: int) -> None:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        raw = compressor.compress(content) + compressor.flush()
+        self._entry(name, raw, zipfile.ZIP_DEFLATED, zlib.crc32(content), len(content), external_attr)
+
+    def add_raw(self, info: zipfile.ZipInfo, raw: bytes) -> None:
+        self._entry(info.filename, raw, info.compress_type, info.CRC, info.file_size, info.external_attr)
+
+    def _entry(self, name: str, raw: bytes, method: int, crc: int, size: int, external_attr: int) -> None:
+        encoded = name.encode("utf-8")
+        flags = 0 if encoded.isascii() else 0x800
+        if len(raw) > 0xFFFFFFFE or size > 0xFFFFFFFE or self.offset > 0xFFFFFFFE or len(self.central) > 0xFFFE:
+            raise Unpatchable("too large for a plain zip")
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, self._DATE, crc, len(raw), size,
+                             len(encoded), 0)
+        self.central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", (3 << 8) | 20, 20, flags, method, 0,
+                                        self._DATE, crc, len(raw), size, len(encoded), 0, 0, 0, 0,
+                                        external_attr & 0xFFFFFFFF, self.offset) + encoded)
+        self.chunks += [header, encoded, raw]
+        self.offset += len(header) + len(encoded) + len(raw)
+
+    def finish(self) -> bytes:
+        directory = b"".join(self.central)
+        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(self.central), len(self.central), len(directory),
+                          self.offset, 0)
+        return b"".join(self.chunks) + directory + end
