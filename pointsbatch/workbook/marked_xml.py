@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from copy import deepcopy
 from dataclasses import dataclass
+from functools import partial
 
 from lxml import etree
 
@@ -256,8 +257,8 @@ class _Patch:
                 None))
         listing_part = self.free_name("xl/worksheets/sheet{}.xml")
         added.append((listing_part, _listing_xml(listing, styles), WORKSHEET_CT))
-        links = [(f"rId{i}", _REL + "hyperlink", row[6], True)
-                 for i, row in enumerate((row for row in listing.rows if row[6]), start=1)]
+        targets = [row[6] for row in listing.rows if row[6]]
+        links = [(f"rId{i}", _REL + "hyperlink", target, True) for i, target in enumerate(targets, start=1)]
         if links:
             added.append((_rels_of(listing_part), _rels(links), None))
         if len(styles.xfs) > _MAX_STYLES:
@@ -394,7 +395,7 @@ class _Cells:
         if data is None:
             raise Unpatchable("no sheetData")
         self.data = data
-        self.rows = _ordered(data, "row", lambda el: _int(el.get("r")))
+        self.rows = _ordered(data, "row", _row_numbers)
         self.cells: dict[int, list[tuple[int, etree._Element]]] = {}
 
     def get(self, ref: str) -> etree._Element:
@@ -407,22 +408,19 @@ class _Cells:
             raise Unpatchable(f"beyond the sheet: {ref}")
         row_el = _insert(self.data, self.rows, row, {"r": str(row)}, "row")
         if row not in self.cells:
-            self.cells[row] = _ordered(row_el, "c", _cell_column)
+            self.cells[row] = _ordered(row_el, "c", partial(_cell_columns, row))
         return _insert(row_el, self.cells[row], column, {"r": ref}, "c")
 
 
 def _ordered(parent: etree._Element, tag: str, key_of) -> list[tuple[int, etree._Element]]:
-    out: list[tuple[int, etree._Element]] = []
-    for child in parent:
-        if child.tag == _q("extLst") or not isinstance(child.tag, str):
-            continue
-        if child.tag != _q(tag):
-            raise Unpatchable(f"an unknown element in {parent.tag}")
-        key = key_of(child)
-        if out and key <= out[-1][0]:
-            raise Unpatchable(f"{tag} out of order")
-        out.append((key, child))
-    return out
+    wanted, ext = _q(tag), _q("extLst")
+    children = [child for child in parent if child.tag != ext and isinstance(child.tag, str)]
+    if any(child.tag != wanted for child in children):
+        raise Unpatchable(f"an unknown element in {parent.tag}")
+    keys = key_of(children)
+    if any(a >= b for a, b in zip(keys, keys[1:], strict=False)) or (keys and keys[0] < 1):
+        raise Unpatchable(f"{tag} out of order")
+    return list(zip(keys, children, strict=True))
 
 
 def _insert(parent: etree._Element, children: list[tuple[int, etree._Element]], key: int, attrs: dict[str, str],
@@ -444,17 +442,21 @@ def _insert(parent: etree._Element, children: list[tuple[int, etree._Element]], 
     return new
 
 
-def _int(text: str | None) -> int:
-    if text is None or not text.isdigit() or len(text) > 7:
+def _row_numbers(rows: list[etree._Element]) -> list[int]:
+    numbers = [row.get("r") for row in rows]
+    if None in numbers:
         raise Unpatchable("a row without its number")
-    return int(text)
+    return list(map(int, numbers))  # (a number int() does not read raises ValueError: not patched)
 
 
-def _cell_column(el: etree._Element) -> int:
-    match = _CELL_REF.fullmatch(el.get("r") or "")
-    if match is None:
-        raise Unpatchable("a cell without its reference")
-    return _column_number(match[1])
+def _cell_columns(row: int, cells: list[etree._Element]) -> list[int]:
+    columns = []
+    for cell in cells:
+        match = _CELL_REF.fullmatch(cell.get("r") or "")
+        if match is None or int(match[2]) != row:
+            raise Unpatchable("a cell without its reference, or in another row")
+        columns.append(_column_number(match[1]))
+    return columns
 
 
 def _column_number(letters: str) -> int:
@@ -690,7 +692,7 @@ class _ZipWriter:
         self.offset = 0
 
     def add(self, name: str, content: bytes, external_attr: int) -> None:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
         raw = compressor.compress(content) + compressor.flush()
         self._entry(name, raw, zipfile.ZIP_DEFLATED, zlib.crc32(content), len(content), external_attr)
 
