@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
+import struct
 import subprocess
 import zipfile
 from functools import partial
@@ -140,14 +141,15 @@ def test_a_problem_cell_missing_from_the_sheet_is_inserted_in_row_and_column_ord
             b'<row r="3"><c r="B3" t="inlineStr"><is><t>b</t></is></c><c r="D3" s="0" t="n"><v>4</v></c></row>'
             b'<row r="7"><c r="A7" t="inlineStr"><is><t>c</t></is></c></row></sheetData>')
     odd = rewritten(source, tmp_path / "odd.xlsx", **{part.replace("/", "__"): xml.replace(data[0], rows)})
-    cells = ["A3", "C3", "E3", "A2", "B5", "C9", "D3"]
+    cells = ["A3", "C3", "E3", "A2", "B5", "C9", "D3", "K40"]
     problems = [Problem("error", "x", "负面清单", cell, "", f"问题{cell}") for cell in cells]
     assert is_patched(odd, problems)
     fast, slow = both_copies(odd, problems, tmp_path)
     assert_same_content(fast, slow)
     patched = entry(fast, part).decode()
     refs = re.findall(r'<(?:row|c) r="([A-Z]*)(\d+)"', patched)
-    assert [int(r) for c, r in refs if not c] == [1, 2, 3, 5, 7, 9]
+    assert [int(r) for c, r in refs if not c] == [1, 2, 3, 5, 7, 9, 40]
+    assert '<dimension ref="A1:K2001"/>' in patched  # (the template's A1:G2001, grown to K40)
     assert [c for c, r in refs if c and r == "3"] == ["A", "B", "C", "D", "E"]
     sheet = load_workbook(fast)["负面清单"]
     assert sheet["D3"].value == 4 and sheet["B3"].value == "b" and sheet["C9"].comment.text == "【错误】问题C9"
@@ -267,6 +269,15 @@ def test_comments_pictures_links_and_a_returned_marked_copy_go_through_openpyxl(
     assert not is_patched(linked, problems)
     extra = rewritten(source, tmp_path / "thumb.xlsx", **{"docProps__thumbnail.jpeg": b"\xff\xd8\xff"})
     assert not is_patched(extra, problems)
+    damaged = tmp_path / "damaged.xlsx"  # a sheet no reader looked at, its bytes damaged: not copied as they are
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as zf:
+        info = zf.getinfo(sheet_part(source, "填表说明"))
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.compress_size // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    assert not is_patched(damaged, problems)
     dup = tmp_path / "dup.xlsx"
     shutil.copy(source, dup)
     with zipfile.ZipFile(dup, "a") as zf, pytest.warns(UserWarning):

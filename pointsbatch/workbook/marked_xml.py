@@ -59,9 +59,11 @@ _ROOT_RELS = {_REL + "officeDocument", _REL + "extended-properties", _REL + "cus
 CORE, APP, TYPES, ROOT_RELS = "docProps/core.xml", "docProps/app.xml", "[Content_Types].xml", "_rels/.rels"
 
 ERROR_RGB, WARNING_RGB = "00FF9999", "00FFE699"  # as openpyxl writes marked.ERROR_FILL and WARNING_FILL
+_RANGE = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})(?::([A-Z]{1,3})([1-9][0-9]{0,6}))?")
 _FORMULA_TAG = re.compile(rb"<(?:[\w.-]++:)?f[\s>/]")  # within one tag name: linear whatever the part holds
 _CELL_REF = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})")
 _MAX_ROW, _MAX_COLUMN, _MAX_STYLES = 1_048_576, 16_384, 64_000
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_comments=False)
 # (element order in a worksheet, ECMA-376 CT_Worksheet: the comments' drawing goes where Excel expects it)
 _AFTER_LEGACY_DRAWING = ("legacyDrawingHF", "drawingHF", "picture", "oleObjects", "controls", "webPublishItems",
@@ -70,16 +72,16 @@ _AFTER_DEFINED_NAMES = ("calcPr", "oleSize", "customWorkbookViews", "pivotCaches
                         "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
 
 
-class Unpatchable(Exception):
-    """The workbook holds something the patch does not handle: the caller takes openpyxl's path."""
-
-
 # how openpyxl keeps a reference to another workbook in a defined name: [1]Sheet1!A1
 EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")
 # a formula that can reach beyond the workbook when the copy is opened: another workbook ([x.xlsx], [1]), a UNC
 # path (\\server\share), DDE (cmd|' /C calc'!A0), or a function that fetches or runs something
 REACHES_OUT = re.compile(r"\[[^\]]*\]|\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*\(",
                          re.IGNORECASE)
+
+
+class Unpatchable(Exception):
+    """The workbook holds something the patch does not handle: the caller takes openpyxl's path."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def _q(name: str, ns: str = MAIN) -> str:
 
 
 def _xml(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+    return _DECLARATION + etree.tostring(root, xml_declaration=False, encoding="UTF-8")
 
 
 def _target(source_part: str, target: str) -> str:
@@ -242,6 +244,8 @@ class _Patch:
                 if unselected or uncached:
                     changed[part] = _xml(root)
                 continue
+            if len(marks) > 1000:
+                raise Unpatchable("more comments than one drawing's block of shape ids")
             cells = _Cells(root)
             for cell, (error, _, _) in marks.items():
                 styles.mark(cells.get(cell), error)
@@ -354,6 +358,14 @@ class _Patch:
         raw = self.data[begin:begin + info.compress_size]
         if len(raw) != info.compress_size:
             raise Unpatchable("a short entry")
+        content = raw
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            inflater = zlib.decompressobj(-15)
+            content = inflater.decompress(raw, info.file_size + 1)
+            if not inflater.eof:
+                raise Unpatchable("a deflated entry that does not end")
+        if len(content) != info.file_size or zlib.crc32(content) != info.CRC:
+            raise Unpatchable(f"a damaged entry: {info.filename}")  # copied as it is, the copy would be damaged
         return raw
 
 
@@ -394,7 +406,7 @@ class _Cells:
         data = root.find(_q("sheetData"))
         if data is None:
             raise Unpatchable("no sheetData")
-        self.data = data
+        self.root, self.data = root, data
         self.rows = _ordered(data, "row", _row_numbers)
         self.cells: dict[int, list[tuple[int, etree._Element]]] = {}
 
@@ -409,7 +421,24 @@ class _Cells:
         row_el = _insert(self.data, self.rows, row, {"r": str(row)}, "row")
         if row not in self.cells:
             self.cells[row] = _ordered(row_el, "c", partial(_cell_columns, row))
-        return _insert(row_el, self.cells[row], column, {"r": ref}, "c")
+        known = len(self.cells[row])
+        cell = _insert(row_el, self.cells[row], column, {"r": ref}, "c")
+        if len(self.cells[row]) > known:  # a new cell: the row's column hint and the sheet's extent may grow
+            row_el.attrib.pop("spans", None)
+            self.extend(row, column)
+        return cell
+
+    def extend(self, row: int, column: int) -> None:
+        dimension = self.root.find(_q("dimension"))
+        match = _RANGE.fullmatch(dimension.get("ref") or "") if dimension is not None else None
+        if dimension is None or match is None:
+            return
+        first_column, first_row = _column_number(match[1]), int(match[2])
+        last_column = _column_number(match[3] or match[1])
+        last_row = int(match[4] or match[2])
+        first_column, first_row = min(first_column, column), min(first_row, row)
+        last_column, last_row = max(last_column, column), max(last_row, row)
+        dimension.set("ref", f"{column_letters(first_column)}{first_row}:{column_letters(last_column)}{last_row}")
 
 
 def _ordered(parent: etree._Element, tag: str, key_of) -> list[tuple[int, etree._Element]]:
@@ -666,7 +695,10 @@ def _core(xml: bytes, when: dt.datetime) -> bytes:
     from openpyxl.packaging.core import DocumentProperties
     from openpyxl.xml.functions import fromstring, tostring
 
-    properties = DocumentProperties.from_tree(fromstring(xml))
+    try:
+        properties = DocumentProperties.from_tree(fromstring(xml))
+    except Exception as exc:  # (openpyxl's own reading of them: whatever it raises, its path decides)
+        raise Unpatchable("document properties") from exc
     properties.created = properties.modified = when
     return tostring(properties.to_tree())
 
