@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 from helpers import act, build, load, marks
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
 
 from pointsbatch.problems import Problem
 from pointsbatch.workbook import marked
+from pointsbatch.workbook.extent import column_letters
 from pointsbatch.workbook.marked import PROBLEM_SHEET, write_marked_copy
 from pointsbatch.workbook.marked_xml import patched_copy
 
@@ -315,3 +318,15 @@ def test_libreoffice_reads_the_patched_copy_with_its_comments_fills_and_drop_dow
     assert resaved["激励积分"]["A2"].number_format.replace("\\", "") == date_cell.number_format and resaved["激励积分"]["A2"].is_date
     listing = resaved[PROBLEM_SHEET]
     assert listing["B3"].value in ("错误", "提醒") and listing["D3"].value == problems[0].cell
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["党员名册", "基础积分", "激励积分", "负面清单", "下拉列表", "异议处理"]),
+                          st.integers(1, 40), st.integers(1, 2100), st.booleans()), min_size=1, max_size=12))
+def test_any_problem_cells_give_the_copy_openpyxls_path_gives(rejected, tmp_path_factory, cells):
+    source, _ = rejected
+    problems = [Problem("error" if error else "warning", "x", sheet, f"{column_letters(column)}{row}", str(row),
+                        f"问题{i}") for i, (sheet, column, row, error) in enumerate(cells)]
+    assert is_patched(source, problems)
+    fast, slow = both_copies(source, problems, tmp_path_factory.mktemp("copies"))
+    assert_same_content(fast, slow)

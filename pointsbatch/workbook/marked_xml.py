@@ -147,6 +147,7 @@ class _Patch:
         if len(self.entries) != len(self.zip.infolist()):
             raise Unpatchable("two entries of one name")
         self.lower = {name.lower() for name in self.entries}
+        self.checked: set[str] = set()
         self.types = _parse(self.read(TYPES))
         if self.types.tag != _q("Types", CONTENT_TYPES):
             raise Unpatchable("content types")
@@ -190,6 +191,8 @@ class _Patch:
             raise Unpatchable("a worksheet part that is no sheet")
 
     def read(self, name: str) -> bytes:
+        """An entry's content (zipfile checks its CRC)."""
+        self.checked.add(name)
         return self.zip.read(self.entries[name])
 
     def relationships(self, part: str, allowed: set[str]) -> dict[str, tuple[str, str]]:
@@ -328,10 +331,12 @@ class _Patch:
     def patched_types(self, parts: list[tuple[str, str]], vml: bool) -> bytes:
         for entry, kind in parts:
             etree.SubElement(self.types, _q("Override", CONTENT_TYPES), PartName="/" + entry, ContentType=kind)
-        extensions = {d.get("Extension", "").lower() for d in self.types if d.tag == _q("Default", CONTENT_TYPES)}
-        if vml and "vml" not in extensions:
-            default = etree.Element(_q("Default", CONTENT_TYPES), Extension="vml", ContentType=VML_CT)
-            self.types.insert(0, default)
+        extensions = {d.get("Extension", "").lower(): d for d in self.types if d.tag == _q("Default", CONTENT_TYPES)}
+        for extension, kind in (("rels", RELS_CT), ("vml", VML_CT)) if vml else (("rels", RELS_CT),):
+            if extension not in extensions:
+                self.types.insert(0, etree.Element(_q("Default", CONTENT_TYPES), Extension=extension, ContentType=kind))
+            elif extensions[extension].get("ContentType") != kind:
+                raise Unpatchable(f"another content type for .{extension}")
         return _xml(self.types)
 
     def zipped(self, changed: dict[str, bytes], added: list[tuple[str, bytes]]) -> bytes:
@@ -359,6 +364,8 @@ class _Patch:
         if len(raw) != info.compress_size:
             raise Unpatchable("a short entry")
         content = raw
+        if info.filename in self.checked:
+            return raw
         if info.compress_type == zipfile.ZIP_DEFLATED:
             inflater = zlib.decompressobj(-15)
             content = inflater.decompress(raw, info.file_size + 1)
