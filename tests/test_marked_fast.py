@@ -272,6 +272,11 @@ def test_comments_pictures_links_and_a_returned_marked_copy_go_through_openpyxl(
     assert not is_patched(linked, problems)
     extra = rewritten(source, tmp_path / "thumb.xlsx", **{"docProps__thumbnail.jpeg": b"\xff\xd8\xff"})
     assert not is_patched(extra, problems)
+    quiet = sheet_part(source, "负面清单")  # a sheet with no problem of its own is looked at too
+    xml = entry(source, quiet)
+    for i, formula in enumerate([b'<f>HYPERLINK("http://x","y")</f>', b"<f t='normal'>'\\\\host\\s\\[a.xlsx]b'!A1</f>"]):
+        reaching = xml.replace(b"</row>", b'<c r="Z1">' + formula + b"</c></row>", 1)
+        assert not is_patched(rewritten(source, tmp_path / f"f{i}.xlsx", **{quiet.replace("/", "__"): reaching}), problems)
     damaged = tmp_path / "damaged.xlsx"  # a sheet no reader looked at, its bytes damaged: not copied as they are
     data = bytearray(source.read_bytes())
     with zipfile.ZipFile(source) as zf:

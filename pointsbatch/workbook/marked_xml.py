@@ -60,7 +60,7 @@ CORE, APP, TYPES, ROOT_RELS = "docProps/core.xml", "docProps/app.xml", "[Content
 
 ERROR_RGB, WARNING_RGB = "00FF9999", "00FFE699"  # as openpyxl writes marked.ERROR_FILL and WARNING_FILL
 _RANGE = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})(?::([A-Z]{1,3})([1-9][0-9]{0,6}))?")
-_FORMULA_TAG = re.compile(rb"<(?:[\w.-]++:)?f[\s>/]")  # within one tag name: linear whatever the part holds
+_AFTER_F = re.compile(rb"f[\s>/]")  # (a search for a rare pair of bytes; what came before is looked at apart)
 _CELL_REF = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})")
 _MAX_ROW, _MAX_COLUMN, _MAX_STYLES = 1_048_576, 16_384, 64_000
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -379,7 +379,9 @@ class _Patch:
 def _may_matter(xml: bytes) -> bool:
     """Whether a sheet without problems could hold what the copy must look at: a formula, a hyperlink, or its tab
     selected. A false yes only costs a parse."""
-    return b"hyperlink" in xml or b"tabSelected" in xml or _FORMULA_TAG.search(xml) is not None
+    if b"hyperlink" in xml or b"tabSelected" in xml:
+        return True
+    return any(xml[m.start() - 1:m.start()] in (b"<", b":") for m in _AFTER_F.finditer(xml))  # <f>, <x:f ...>
 
 
 def _drop_cached_results(root: etree._Element) -> bool:
