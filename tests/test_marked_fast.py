@@ -218,6 +218,33 @@ def test_shared_formulas_inline_strings_and_prefixed_xml_are_patched(tmp_path):
     assert load_workbook(fast)["负面清单"]["G3"].value == "=F3*2"
 
 
+def test_printer_settings_are_dropped_as_openpyxls_copy_drops_them(rejected, tmp_path):
+    """Excel keeps a sheet's printer (its name may be a network path) once the sheet was printed."""
+    source, problems = rejected
+    parts: dict[str, bytes | None] = {}
+    for n, sheet in enumerate(("激励积分", "负面清单"), start=1):
+        part = sheet_part(source, sheet)
+        parts[part.replace("/", "__")] = entry(source, part).replace(b"<pageSetup ", (
+            b'<pageSetup xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" r:id="rId1" '))
+        parts[f"xl__worksheets___rels__{part.rsplit('/', 1)[1]}.rels"] = (
+            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship '
+            b'Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/printerSettings" '
+            b'Target="../printerSettings/printerSettings%d.bin"/></Relationships>' % n)
+        parts[f"xl__printerSettings__printerSettings{n}.bin"] = b"\\\\print-server\\HP" + bytes(200)
+    parts["[Content_Types].xml"] = entry(source, "[Content_Types].xml").replace(b"<Override", (
+        b'<Default Extension="bin" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+        b'printerSettings"/><Override'), 1)
+    printed = rewritten(source, tmp_path / "printed.xlsx", **parts)
+    assert is_patched(printed, problems)
+    fast, slow = both_copies(printed, problems, tmp_path)
+    assert_same_content(fast, slow)
+    with zipfile.ZipFile(fast) as zf:
+        assert not [n for n in zf.namelist() if "printerSettings" in n]
+        everything = b"".join(zf.read(n) for n in zf.namelist())
+    assert b"print-server" not in everything and b"printerSettings\"" not in everything
+    assert load_workbook(fast)["负面清单"].page_setup.orientation == "landscape"
+
+
 # --- what the patch leaves to openpyxl ------------------------------------------------------------------------
 
 HOSTILE = {

@@ -8,8 +8,9 @@ drawing Excel needs to show it, styles.xml (two fills, the derived styles, the l
 Every other zip entry is copied as its compressed bytes. Sheets, data validations, conditional formats and
 everything else in the parts left alone stay as the branch saved them.
 
-The patch takes only what it knows to be inert: a part of any other kind (external links, drawings, pictures,
-printer settings, pivot tables, macros, connections, a thumbnail), a relationship of a sheet (comments, links),
+A sheet's printer settings are dropped (as openpyxl drops them). The patch takes only what it knows to be inert:
+a part of any other kind (external links, drawings, pictures, pivot tables, macros, connections, a thumbnail),
+another relationship of a sheet (comments, links),
 a hyperlink or a formula that reaches beyond the workbook, a strict-OOXML or odd package, an existing 问题清单
 sheet: `patched_copy` then returns None and the caller takes openpyxl's path, which removes links (see
 `marked._remove_links`). XML is parsed with lxml (no DTD, no entities, no network, lxml's size limits).
@@ -45,6 +46,7 @@ WORKSHEET_CT = _CT + "spreadsheetml.worksheet+xml"
 COMMENTS_CT = _CT + "spreadsheetml.comments+xml"
 VML_CT = _CT + "vmlDrawing"
 RELS_CT = "application/vnd.openxmlformats-package.relationships+xml"
+PRINTER_CT = _CT + "spreadsheetml.printerSettings"
 # the parts a copy may carry as the branch saved them: cells, their styles and the document's properties
 _INERT_PARTS = {
     _CT + "spreadsheetml.sheet.main+xml", WORKSHEET_CT, _CT + "spreadsheetml.styles+xml", _CT + "theme+xml",
@@ -160,7 +162,7 @@ class _Patch:
             if name == TYPES:
                 continue
             kind = overrides.get(name.lower()) or defaults.get(name.rsplit(".", 1)[-1].lower())
-            if kind not in _INERT_PARTS or info.flag_bits & 1 or info.compress_type not in (0, 8):
+            if kind not in _INERT_PARTS | {PRINTER_CT} or info.flag_bits & 1 or info.compress_type not in (0, 8):
                 raise Unpatchable(f"{name}: {kind}")
             self.content_type[name] = kind
         root_rels = self.relationships(ROOT_RELS, _ROOT_RELS)
@@ -169,9 +171,6 @@ class _Patch:
             raise Unpatchable("package")
         self.book_part = books[0]
         self.book_rels_part = _rels_of(self.book_part)
-        for name, kind in self.content_type.items():
-            if (kind == RELS_CT or name.lower().endswith(".rels")) and name not in (ROOT_RELS, self.book_rels_part):
-                raise Unpatchable(f"relationships of another part: {name}")  # a sheet's links, comments, drawings
         self.book = _parse(self.read(self.book_part))
         if self.book.tag != _q("workbook"):
             raise Unpatchable("not a transitional workbook")  # strict OOXML among others
@@ -189,6 +188,20 @@ class _Patch:
             raise Unpatchable("two sheets of one name")
         if {part for _, part in self.sheets} != {n for n, k in self.content_type.items() if k == WORKSHEET_CT}:
             raise Unpatchable("a worksheet part that is no sheet")
+        sheet_rels = {_rels_of(part): part for _, part in self.sheets}
+        # a sheet's printer settings (Excel keeps them once a sheet was printed) are dropped, as openpyxl drops them;
+        # any other relationship of a sheet (links, comments, drawings) or of another part is openpyxl's to handle
+        self.printer: dict[str, set[str]] = {}  # sheet part -> the ids of its printer settings
+        self.dropped: set[str] = set()
+        for name, kind in self.content_type.items():
+            if (kind == RELS_CT or name.lower().endswith(".rels")) and name not in (ROOT_RELS, self.book_rels_part):
+                if name not in sheet_rels:
+                    raise Unpatchable(f"relationships of another part: {name}")
+                rels = self.relationships(name, {_REL + "printerSettings"})
+                self.printer[sheet_rels[name]] = set(rels)
+                self.dropped |= {name, *(target for target, _ in rels.values())}
+        if {n for n, k in self.content_type.items() if k == PRINTER_CT} - self.dropped:
+            raise Unpatchable("printer settings of no sheet")
 
     def read(self, name: str) -> bytes:
         """An entry's content (zipfile checks its CRC)."""
@@ -235,7 +248,8 @@ class _Patch:
         for n, (name, part) in enumerate(self.sheets, start=1):
             xml = self.read(part)
             marks = by_sheet.get(name, {})
-            if not marks and not _may_matter(xml):
+            printer = self.printer.get(part, set())
+            if not marks and not printer and not _may_matter(xml):
                 continue
             root = _parse(xml)
             if root.tag != _q("worksheet"):
@@ -243,8 +257,10 @@ class _Patch:
             self.check_inert(root)
             unselected = _unselect(root)
             uncached = _drop_cached_results(root)
+            if _drop_references(root, printer) and marks:
+                raise Unpatchable("a reference to a relationship the sheet does not have")  # rId1 would be ours
             if not marks:
-                if unselected or uncached:
+                if unselected or uncached or printer:
                     changed[part] = _xml(root)
                 continue
             if len(marks) > 1000:
@@ -329,6 +345,11 @@ class _Patch:
         return _xml(book), _xml(rels)
 
     def patched_types(self, parts: list[tuple[str, str]], vml: bool) -> bytes:
+        gone = {name.lower() for name in self.dropped}
+        for item in list(self.types):
+            if (item.tag == _q("Override", CONTENT_TYPES) and item.get("PartName", "").lstrip("/").lower() in gone
+                    or item.tag == _q("Default", CONTENT_TYPES) and item.get("ContentType") == PRINTER_CT):
+                self.types.remove(item)  # (printer settings are the only parts dropped)
         for entry, kind in parts:
             etree.SubElement(self.types, _q("Override", CONTENT_TYPES), PartName="/" + entry, ContentType=kind)
         extensions = {d.get("Extension", "").lower(): d for d in self.types if d.tag == _q("Default", CONTENT_TYPES)}
@@ -344,6 +365,8 @@ class _Patch:
         as `files.fixed_zip_dates` dates them."""
         out = _ZipWriter()
         for name, info in self.entries.items():
+            if name in self.dropped:
+                continue
             if name in changed:
                 out.add(name, changed[name], info.external_attr)
             else:
@@ -394,6 +417,22 @@ def _drop_cached_results(root: etree._Element) -> bool:
             cell.remove(v)
             dropped = True
     return dropped
+
+
+def _drop_references(root: etree._Element, ids: set[str]) -> bool:
+    """The sheet without its references to the relationships dropped (its printer settings on pageSetup);
+    whether it refers to any other relationship. (References sit outside sheetData: links, drawings, page setup,
+    tables, controls.)"""
+    attribute, others = _q("id", DOC_REL), False
+    for child in root:
+        if child.tag == _q("sheetData"):
+            continue
+        for element in child.iter():
+            if element.get(attribute) in ids:
+                del element.attrib[attribute]
+            elif element.get(attribute) is not None:
+                others = True
+    return others
 
 
 def _unselect(root: etree._Element) -> bool:
