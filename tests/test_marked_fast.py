@@ -55,13 +55,13 @@ def assert_same_content(fast: Path, slow: Path) -> None:
         for row in ws.iter_rows():
             for c in row:
                 seen[c.coordinate] = (c.value, c.fill.fill_type, c.fill.fgColor.rgb, c.number_format, c.font.b,
-                                      c.font.color.rgb if c.font.color else None, c.alignment.wrap_text,
+                                      c.font.color.rgb if c.font.color else None, bool(c.alignment.wrap_text),
                                       c.comment.text if c.comment else None, c.comment.author if c.comment else None,
                                       (c.hyperlink.target, c.hyperlink.location) if c.hyperlink else None)
         for coordinate, expected in seen.items():
             c = other[coordinate]
             assert expected == (c.value, c.fill.fill_type, c.fill.fgColor.rgb, c.number_format, c.font.b,
-                                c.font.color.rgb if c.font.color else None, c.alignment.wrap_text,
+                                c.font.color.rgb if c.font.color else None, bool(c.alignment.wrap_text),
                                 c.comment.text if c.comment else None, c.comment.author if c.comment else None,
                                 (c.hyperlink.target, c.hyperlink.location) if c.hyperlink else None), coordinate
         assert [(str(v.sqref), v.type, v.formula1) for v in ws.data_validations.dataValidation] == [
@@ -361,4 +361,20 @@ def test_any_problem_cells_give_the_copy_openpyxls_path_gives(rejected, tmp_path
                         f"问题{i}") for i, (sheet, column, row, error) in enumerate(cells)]
     assert is_patched(source, problems)
     fast, slow = both_copies(source, problems, tmp_path_factory.mktemp("copies"))
+    assert_same_content(fast, slow)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (libreoffice-calc-nogui) is not installed")
+def test_a_workbook_saved_by_libreoffice_is_patched_alike(rejected, tmp_path):
+    """Another application's spelling of the same workbook: shared strings, its own styles and properties."""
+    source, _ = rejected
+    subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/profile", "--convert-to",
+                    "xlsx", "--outdir", str(tmp_path / "saved"), str(source)], check=True, timeout=180,
+                   capture_output=True)
+    saved = tmp_path / "saved" / source.name
+    assert b"sharedStrings" in entry(saved, "[Content_Types].xml")
+    problems = load(saved).problems
+    assert {(p.sheet, p.cell) for p in problems} >= {("激励积分", "F2"), ("激励积分", "C3")}
+    assert is_patched(saved, problems)
+    fast, slow = both_copies(saved, problems, tmp_path)
     assert_same_content(fast, slow)
