@@ -23,7 +23,7 @@ from pointsbatch.problems import Problem
 from pointsbatch.workbook import marked
 from pointsbatch.workbook.extent import column_letters
 from pointsbatch.workbook.marked import PROBLEM_SHEET, write_marked_copy
-from pointsbatch.workbook.marked_xml import patched_copy
+from pointsbatch.workbook.marked_xml import patched_copy, reaches_out
 
 WHEN = dt.datetime(2027, 1, 15, 8, 30, tzinfo=dt.UTC)
 
@@ -378,3 +378,13 @@ def test_a_workbook_saved_by_libreoffice_is_patched_alike(rejected, tmp_path):
     assert is_patched(saved, problems)
     fast, slow = both_copies(saved, problems, tmp_path)
     assert_same_content(fast, slow)
+
+
+@pytest.mark.parametrize(("formula", "reaching"), [
+    ("=SUM(F2:F3)", False), ("=MYHYPERLINK(1)", False), ("=A1]&[B1", False), ('=HYPERLINK("file://a","b")', True),
+    ('=hyperlink  ("x")', True), ('=WEBSERVICE("http://x")', True), ("='\\\\host\\s\\[x.xlsx]S'!A1", True),
+    ("=[1]Sheet1!A1", True), ("=cmd|' /C calc'!A0", True),
+    ("=" + "[" * 1_000_000, False), ("=HYPERLINK" + " " * 1_000_000, False),  # (a pattern took minutes on these)
+])
+def test_a_formula_reaches_out_through_another_workbook_a_share_dde_or_a_fetching_function(formula, reaching):
+    assert reaches_out(formula) is reaching

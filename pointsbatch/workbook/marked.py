@@ -15,7 +15,7 @@ from openpyxl.workbook.workbook import Workbook
 
 from ..problems import Problem
 from . import spec
-from .marked_xml import EXTERNAL_REFERENCE, REACHES_OUT, Listing, patched_copy
+from .marked_xml import EXTERNAL_REFERENCE, Listing, patched_copy, reaches_out
 from .messages import problem
 from .read import clean_key
 
@@ -69,7 +69,6 @@ def _marked(source: Path, problems: list[Problem], data: bytes | None) -> tuple[
 
 
 _EXTERNAL_REFERENCE = EXTERNAL_REFERENCE  # (one definition for both paths, in marked_xml)
-_REACHES_OUT = REACHES_OUT
 
 
 def _remove_links(wb: Workbook) -> int:
@@ -86,7 +85,7 @@ def _remove_links(wb: Workbook) -> int:
                 cell.hyperlink = None
                 removed += 1
             value = cell.value
-            if cell.data_type == "f" and isinstance(value, str) and _REACHES_OUT.search(value):
+            if cell.data_type == "f" and isinstance(value, str) and reaches_out(value):
                 cell.value = value
                 cell.data_type = "s"  # the formula's text, inert
                 removed += 1

@@ -78,8 +78,15 @@ _AFTER_DEFINED_NAMES = ("calcPr", "oleSize", "customWorkbookViews", "pivotCaches
 EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")
 # a formula that can reach beyond the workbook when the copy is opened: another workbook ([x.xlsx], [1]), a UNC
 # path (\\server\share), DDE (cmd|' /C calc'!A0), or a function that fetches or runs something
-REACHES_OUT = re.compile(r"\[[^\]]*\]|\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*\(",
-                         re.IGNORECASE)
+_REACHING_CALL = re.compile(r"\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*+\(",
+                            re.IGNORECASE)
+
+
+def reaches_out(formula: str) -> bool:
+    """Whether a formula can reach beyond the workbook (see above). A bracket pair is found by position: the pattern
+    \\[[^\\]]*\\] took time growing with the square of a formula's length (1 MB of '[' for minutes)."""
+    opening = formula.find("[")
+    return (opening >= 0 and formula.rfind("]") > opening) or _REACHING_CALL.search(formula) is not None
 
 
 class Unpatchable(Exception):
@@ -298,8 +305,8 @@ class _Patch:
         """Nothing openpyxl's path would remove or lose: hyperlinks, formulas that reach beyond the workbook."""
         if root.find(_q("hyperlinks")) is not None:
             raise Unpatchable("hyperlinks")
-        for f in root.iter(_q("f")):
-            if REACHES_OUT.search("=" + (f.text or "")):
+        for f in root.iter("{*}f"):  # (x14 extensions' xm:f too: openpyxl's copy drops extensions)
+            if reaches_out("=" + (f.text or "")):
                 raise Unpatchable("a formula that reaches out")
 
     def patched_book(self, listing: Listing, listing_part: str) -> tuple[bytes, bytes]:
