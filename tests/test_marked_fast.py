@@ -388,3 +388,17 @@ def test_a_workbook_saved_by_libreoffice_is_patched_alike(rejected, tmp_path):
 ])
 def test_a_formula_reaches_out_through_another_workbook_a_share_dde_or_a_fetching_function(formula, reaching):
     assert reaches_out(formula) is reaching
+
+
+def test_the_problem_sheet_takes_a_relationship_id_the_workbook_leaves_free(rejected, tmp_path):
+    source, problems = rejected
+    rels, book = entry(source, "xl/_rels/workbook.xml.rels"), entry(source, "xl/workbook.xml")
+    count = rels.count(b"<Relationship ")
+    for n in range(count, 0, -1):  # rId1..rIdN become rId3..rIdN+2: the two ids after N are taken
+        rels = rels.replace(b'Id="rId%d"' % n, b'Id="rId%d"' % (n + 2))
+        book = book.replace(b'r:id="rId%d"' % n, b'r:id="rId%d"' % (n + 2))
+    shifted = rewritten(source, tmp_path / "shifted.xlsx", **{"xl___rels__workbook.xml.rels": rels,
+                                                               "xl__workbook.xml": book})
+    assert is_patched(shifted, problems)
+    fast, slow = both_copies(shifted, problems, tmp_path)
+    assert_same_content(fast, slow)

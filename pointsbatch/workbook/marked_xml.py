@@ -313,7 +313,7 @@ class _Patch:
         """workbook.xml and its relationships with 问题清单 first, shown and selected."""
         rels = _parse(self.read(self.book_rels_part))
         ids = {rel.get("Id") for rel in rels}
-        new_id = next(f"rId{n}" for n in range(len(ids) + 1, len(ids) + 3) if f"rId{n}" not in ids)
+        new_id = next(f"rId{n}" for n in range(len(ids) + 1, 0, -1) if f"rId{n}" not in ids)  # (one is free)
         etree.SubElement(rels, _q("Relationship", PKG_REL), Id=new_id, Type=_REL + "worksheet",
                          Target="/" + listing_part)
         book = self.book
