@@ -20,6 +20,7 @@ silently dropped.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -35,12 +36,13 @@ from .. import clock
 from ..files import atomic_save
 from ..jinja import environment
 from ..workbook.values import map_distinct
+from . import xlsx_fast
+from .xlsx_fast import native_value
 
 REPEAT = re.compile(r"^\{%row\s+for\s+(\w+)\s+in\s+(.+?)\s*%\}")
 SINGLE = re.compile(r"^\{\{(.+?)\}\}$", re.S)
 ATTRIBUTE = re.compile(r"^(\w+)\.(\w+)$")  # the common `{{ m.name }}`: looked up directly, no Jinja round trip
 ITEM = re.compile(r"^(\w+)\[(\d+)\]$")
-ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 BORDER_STYLES = ["thin", "medium", "dashed", "dotted", "thick", "double", "hair", "mediumDashed", "dashDot",
                  "mediumDashDot", "dashDotDot", "mediumDashDotDot", "slantDashDot"]  # XlsxWriter's 1..13
 FILL_PATTERNS = ["solid", "mediumGray", "darkGray", "lightGray", "darkHorizontal", "darkVertical", "darkDown",
@@ -82,6 +84,8 @@ class _Plan:
     sheets: list[_Sheet]
     formats: list[dict[str, Any]]  # XlsxWriter format properties, by style index
     dxfs: list[dict[str, Any]] = field(default_factory=list)  # XlsxWriter properties of conditional formats
+    fast: Any = None  # xlsx_fast's Shell for this template, False when XlsxWriter writes it, None: not decided yet
+    fast_reason: str = ""  # why XlsxWriter writes it
 
 
 @dataclass
@@ -98,43 +102,222 @@ def render_xlsx(template: Path, context: dict[str, Any], target: Path,
                 created: dt.datetime | None = None) -> None:
     """Write `target` (whole or not at all) from the template and the context.
 
-    `created`: the workbook's creation time in its properties (the run's clock; XlsxWriter dates the zip's entries
-    1980-01-01 itself), so the same inputs give the same bytes.
+    `created`: the workbook's creation time in its properties (the run's clock; the zip's entries are dated
+    1980-01-01), so the same inputs give the same bytes.
 
-    `large`: each sheet's XML goes to a temporary file beside `target` before it is zipped, instead of staying in
-    memory (the town summary lists every member of a county).
+    `finish` (charts) and `large` (each sheet's XML in a temporary file beside `target` before it is zipped, for
+    the town summary, which lists every member of a county) need XlsxWriter's workbook; any other output is written
+    by `xlsx_fast` once its check has passed for the template (`_fast_shell`).
     """
+    plan = _load(template)
+    when = _utc(created or clock.now())
+    if finish is None and not large and (shell := _fast_shell(plan, context, when)) is not None:
+        data = xlsx_fast.workbook_bytes(shell, _fast_sheets(plan, context), when)
+        atomic_save(target, lambda tmp: Path(tmp).write_bytes(data))
+        return
+    atomic_save(target, lambda tmp: _write_xlsxwriter(plan, context, tmp, when, finish, large,
+                                                       private_rows=_rows_usable()))
+
+
+def _write_xlsxwriter(plan: _Plan, context: dict[str, Any], file: Any, when: dt.datetime,
+                      finish: Callable[[Rendered], None] | None = None, large: bool = False,
+                      private_rows: bool = True, limit: int | None = None) -> None:
+    """The workbook through XlsxWriter: its repeated rows by `_Rows` (`private_rows`), or cell by cell through the
+    public API; `limit` cuts each repeated list to its first items (the fast path's check)."""
     import xlsxwriter
 
-    plan = _load(template)
+    memory = {"tmpdir": str(Path(file).parent)} if large else {"in_memory": True}
+    wb = xlsxwriter.Workbook(file, {**memory, "strings_to_formulas": False, "strings_to_urls": False,
+                                    "strings_to_numbers": False})
+    wb.set_properties({"created": when})
+    try:
+        formats = [wb.add_format(props) for props in plan.formats]
+        dates = _DateFormats(wb, plan.formats, formats)
+        dxfs = [wb.add_format(props) for props in plan.dxfs]
+        rendered = Rendered(wb, {}, {})
+        for sheet in plan.sheets:
+            title = _title(sheet, context)
+            if title is None:
+                continue
+            ws = wb.add_worksheet(title, worksheet_class=_Rows if private_rows else None)
+            rendered.sheets[sheet.name] = ws
+            rendered.rows_used[sheet.name] = _write_sheet(ws, sheet, context, formats, dates, dxfs, limit)
+        if finish:
+            finish(rendered)
+    finally:
+        wb.close()
 
-    def write(tmp: str) -> None:
-        memory = {"tmpdir": str(Path(tmp).parent)} if large else {"in_memory": True}
-        wb = xlsxwriter.Workbook(tmp, {**memory, "strings_to_formulas": False, "strings_to_urls": False,
-                                       "strings_to_numbers": False})
-        wb.set_properties({"created": _utc(created or clock.now())})
+
+def _title(sheet: _Sheet, context: dict[str, Any]) -> str | None:
+    """The sheet's title in this output; None leaves it out (a title expression that gives nothing)."""
+    if not callable(sheet.title):
+        return str(sheet.title)
+    shown = sheet.title(context)
+    if shown is None or not str(shown).strip():
+        return None
+    return _clean_title(str(shown))
+
+
+# --- the fast path: xlsx_fast, checked once per template and process ------------------------------------------------
+
+PROBE_ROWS = 3  # the check writes each repeated list cut to this many items both ways
+
+
+def _fast_shell(plan: _Plan, context: dict[str, Any], when: dt.datetime) -> xlsx_fast.Shell | None:
+    """The template's shell for `xlsx_fast`, or None when its outputs go through XlsxWriter.
+
+    Decided at the template's first output in the process: that output is also written through XlsxWriter's public
+    API with its repeated lists cut to `PROBE_ROWS` items, and `xlsx_fast.same_content` must find both the same;
+    any error on the fast side (a template feature it does not write, XML from a later XlsxWriter it does not
+    expect) also sends the template to XlsxWriter. `plan.fast_reason` says why, for the tests.
+    """
+    if plan.fast is None:
+        public = io.BytesIO()
+        _write_xlsxwriter(plan, context, public, when, private_rows=False, limit=PROBE_ROWS)  # a context error raises
         try:
-            formats = [wb.add_format(props) for props in plan.formats]
-            dates = _DateFormats(wb, plan.formats, formats)
-            dxfs = [wb.add_format(props) for props in plan.dxfs]
-            rendered = Rendered(wb, {}, {})
-            for sheet in plan.sheets:
-                if callable(sheet.title):
-                    shown = sheet.title(context)
-                    if shown is None or not str(shown).strip():
-                        continue  # a sheet whose title is an expression giving nothing is left out
-                    title = _clean_title(str(shown))
-                else:
-                    title = sheet.title
-                ws = wb.add_worksheet(title, worksheet_class=_Rows)
-                rendered.sheets[sheet.name] = ws
-                rendered.rows_used[sheet.name] = _write_sheet(ws, sheet, context, formats, dates, dxfs)
-            if finish:
-                finish(rendered)
-        finally:
-            wb.close()
+            _fast_supported(plan)
+            shell = xlsx_fast.build_shell(plan, partial(_write_probe, plan))
+            mine = xlsx_fast.workbook_bytes(shell, _fast_sheets(plan, context, PROBE_ROWS), when)
+            differences = xlsx_fast.content_differences(mine, public.getvalue())
+            plan.fast, plan.fast_reason = (shell, "") if not differences else (False, "; ".join(differences[:5]))
+        except Exception as exc:  # noqa: BLE001 (any failure of the fast side: XlsxWriter writes this template)
+            plan.fast, plan.fast_reason = False, f"{type(exc).__name__}: {exc}"
+    return plan.fast or None
 
-    atomic_save(target, write)
+
+def _fast_supported(plan: _Plan) -> None:
+    """What `xlsx_fast` leaves to XlsxWriter: a hidden sheet (which sheet is selected then is XlsxWriter's rule), a
+    pane frozen below the repeat row (it moves), a merge across the repeat row."""
+    for sheet in plan.sheets:
+        at = sheet.repeat_row
+        if any(method == "hide" for method, _a in sheet.setup):
+            raise xlsx_fast.Unsupported("hidden sheet")
+        if at is not None and sheet.freeze and sheet.freeze[0] > at:
+            raise xlsx_fast.Unsupported("pane frozen below the repeat row")
+        if at is not None and any(r1 <= at <= r2 for r1, _c1, r2, _c2 in sheet.merges):
+            raise xlsx_fast.Unsupported("merge across the repeat row")
+
+
+def _write_probe(plan: _Plan, wb: Any) -> None:
+    """The shell `xlsx_fast` reads: each template sheet without values, then a registry sheet with every format
+    (row 1), its date variant (row 2) and the date format of an unstyled cell (row 3). Public API only."""
+    formats = [wb.add_format(props) for props in plan.formats]
+    dates = _DateFormats(wb, plan.formats, formats)
+    dxfs = [wb.add_format(props) for props in plan.dxfs]
+    for n, sheet in enumerate(plan.sheets):
+        ws = wb.add_worksheet(f"S{n}")
+        for first, last, width, hidden in sheet.columns:
+            ws.set_column(first - 1, last - 1, width, None, {"hidden": hidden} if hidden else None)
+        for row, height in sheet.heights.items():
+            ws.set_row(row - 1, height)
+        for r1, c1, r2, c2 in sheet.merges:
+            ws.merge_range(r1 - 1, c1 - 1, r2 - 1, c2 - 1, "", None)
+        if sheet.freeze:
+            ws.freeze_panes(sheet.freeze[0] - 1, sheet.freeze[1] - 1)
+        if sheet.autofilter:
+            r1, c1, r2, c2 = sheet.autofilter
+            ws.autofilter(r1 - 1, c1 - 1, r2 - 1, c2 - 1)
+        _page_setup(ws, sheet.setup)
+        _write_conditional(ws, sheet, 0, dxfs)
+    registry = wb.add_worksheet("R")
+    for i, fmt in enumerate(formats):
+        registry.write_blank(0, i, None, fmt)
+        registry.write_blank(1, i, None, dates(i))
+    registry.write_blank(2, 0, None, dates(None))
+
+
+def _fast_sheets(plan: _Plan, context: dict[str, Any], limit: int | None = None) -> list[xlsx_fast.Sheet]:
+    """What each shown sheet of this output holds, for `xlsx_fast`: values evaluated, rows moved."""
+    out = []
+    for index, sheet in enumerate(plan.sheets):
+        title = _title(sheet, context)
+        if title is None:
+            continue
+        items = _items(sheet, context, limit)
+        at = sheet.repeat_row
+        shift = max(len(items), 1) - 1 if at is not None else 0
+
+        def moved(row: int, at: int | None = at, shift: int = shift) -> int:
+            return row + shift if at is not None and row > at else row
+
+        merges = [(moved(r1), c1, moved(r2), c2) for r1, c1, r2, c2 in sheet.merges]
+        static = [(moved(row), col, _value(value, context), style) for row, col, value, style in sheet.cells]
+        written = {(r, c) for r, c, _v, _s in static}
+        static += [(r1, c1, None, None) for r1, c1, _r2, _c2 in merges if (r1, c1) not in written]
+        static.sort(key=lambda cell: (cell[0], cell[1]))
+        heights = [(moved(row), row) for row in sheet.heights if row != at or not items]
+        cells = [(col, style) for col, _v, style in sheet.repeat_cells]
+        block = blank = None
+        if at is not None and items:
+            block = (at, _columns(sheet, items, context), cells)
+        elif at is not None:
+            blank = (at, cells)
+        autofilter = None
+        if sheet.autofilter:
+            r1, c1, r2, c2 = sheet.autofilter
+            last = moved(r2)
+            if at is not None and r1 < at and r2 <= at:
+                last = at + max(len(items), 1) - 1
+            autofilter = (moved(r1), c1, last, c2)
+        titles: list[str] = []
+        for method, args in sheet.setup:
+            if method == "repeat_columns":
+                first, _, last_col = str(args[0]).partition(":")
+                titles.insert(0, f"${first}:${last_col or first}")
+            elif method == "repeat_rows":
+                titles.append(f"${args[0] + 1}:${args[1] + 1}")
+        out.append(xlsx_fast.Sheet(title, index, static, merges, heights, block, blank, autofilter,
+                                   _conditional_ranges(sheet, shift), ",".join(titles)))
+    return out
+
+
+def _items(sheet: _Sheet, context: dict[str, Any], limit: int | None) -> Any:
+    """The repeat row's list in this output (a Records table stays one: its columns are read as they are)."""
+    if sheet.repeat_row is None or sheet.repeat_items is None:
+        return []
+    found = sheet.repeat_items(context)
+    items = found if hasattr(found, "columns") else list(found or [])
+    return items[:limit] if limit is not None else items
+
+
+def _columns(sheet: _Sheet, items: Any, context: dict[str, Any]) -> list[Sequence[Any]]:
+    """The repeated rows' values column by column (one list per cell of the repeat row)."""
+    columns = getattr(items, "columns", None)
+    values = [value for _c, value, _s in sheet.repeat_cells]
+    if isinstance(columns, dict) and all(isinstance(v, _Attribute) and v.var == sheet.repeat_var or not callable(v)
+                                         for v in values):
+        n = len(items)
+        return [columns.get(v.attr, [None] * n) if callable(v) else [v] * n for v in values]
+    rows = _values(sheet, items, context)
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _v in values]
+
+
+def _conditional_ranges(sheet: _Sheet, shift: int) -> list[str]:
+    """Each conditional format's range (sqref) with `shift` more repeated rows, as XlsxWriter writes it."""
+    from xlsxwriter.utility import xl_range
+
+    at = sheet.repeat_row
+    out = []
+    for ranges, _options, _dxf in sheet.conditional:
+        grown = [(r1, c1, r2 + shift if at is not None and r2 >= at else r2, c2) for r1, c1, r2, c2 in ranges]
+        out.append(" ".join(xl_range(a - 1, b - 1, c - 1, d - 1) for a, b, c, d in grown))
+    return out
+
+
+def _rows_usable() -> bool:
+    """Whether `_Rows` finds the XlsxWriter internals it leans on (else the public API writes every cell)."""
+    global _ROWS_USABLE
+    if _ROWS_USABLE is None:
+        from xlsxwriter.format import Format
+
+        ws = Worksheet()
+        _ROWS_USABLE = all(hasattr(ws, name) for name in ("_write_rows", "_check_dimensions", "_convert_date_time",
+                                                          "dim_rowmin", "dim_rowmax")) \
+            and hasattr(Format(), "_get_xf_index") and "fh" in vars(ws) | {"fh": None}
+    return _ROWS_USABLE
+
+
+_ROWS_USABLE: bool | None = None
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -176,11 +359,8 @@ class _DateFormats:
 
 
 def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[Any], dates: _DateFormats,
-                 dxfs: Sequence[Any] = ()) -> int:
-    items: list[Any] = []
-    if sheet.repeat_row is not None and sheet.repeat_items is not None:
-        found = sheet.repeat_items(context)
-        items = found if hasattr(found, "columns") else list(found or [])
+                 dxfs: Sequence[Any] = (), limit: int | None = None) -> int:
+    items = _items(sheet, context, limit)
     at = sheet.repeat_row
     shift = max(len(items), 1) - 1 if at is not None else 0
 
@@ -201,9 +381,18 @@ def _write_sheet(ws: Any, sheet: _Sheet, context: dict[str, Any], formats: list[
     _write_static([c for c in static if c[0] < below], ws, context, formats, dates, merged_at)
     last_row = max((c[0] for c in static), default=0)
     if at is not None:
-        if items:
+        if items and isinstance(ws, _Rows):
             ws.add_rows(at - 1, _values(sheet, items, context), sheet.repeat_cells, formats, dates,
                         sheet.heights.get(at))
+        elif items:  # XlsxWriter's public API, cell by cell
+            repeat_height = sheet.heights.get(at)
+            for n, values in enumerate(_values(sheet, items, context), start=at - 1):
+                if repeat_height is not None:
+                    ws.set_row(n, repeat_height)
+                for (col, _v, style), value in zip(sheet.repeat_cells, values, strict=True):
+                    value = native_value(value)  # a repeated cell's empty text is blank (as `_Rows` writes it)
+                    _write(ws, n, col - 1, None if value == "" else value,
+                           formats[style] if style is not None else None, style, dates)
         else:
             for col, _v, style in sheet.repeat_cells:
                 if style is not None:
@@ -244,7 +433,7 @@ def _write_static(cells: list[tuple[int, int, Any, int | None]], ws: Any, contex
         value = _value(value, context)
         if (r, col) in merged_at:
             r2, c2 = merged_at[(r, col)]
-            value = _native(value)
+            value = native_value(value)
             if isinstance(value, (dt.date, dt.datetime)):
                 fmt = dates(style)
             ws.merge_range(r - 1, col - 1, r2 - 1, c2 - 1, "" if value is None else value, fmt)
@@ -325,7 +514,7 @@ class _Rows(Worksheet):
 
     def _cell_tail(self, value: Any, s: str, date_s: str) -> str:
         """A cell's XML after its row number: `"` + style, type and value (nothing for an unstyled blank)."""
-        value = _native(value)
+        value = native_value(value)
         if value is None or value == "":
             return f'"{s}/>' if s else ""
         if isinstance(value, str):
@@ -363,26 +552,8 @@ class _Rows(Worksheet):
         self.fh.write("".join(out))
 
 
-def _native(value: Any) -> Any:
-    """A value XlsxWriter's `write` takes as it is: no NaN or infinity, no numpy scalar, no control character."""
-    kind = type(value)
-    if kind is int or kind is bool or value is None:  # the common cases first, by exact type
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return ILLEGAL.sub("", value) if ILLEGAL.search(value) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, dt.date, dt.datetime)):
-        return value
-    if hasattr(value, "item"):
-        return _native(value.item())
-    return str(value)
-
-
 def _write(ws: Any, row: int, col: int, value: Any, fmt: Any, style: int | None, dates: _DateFormats) -> None:
-    value = _native(value)
+    value = native_value(value)
     if value is None:
         if fmt is not None:
             ws.write_blank(row, col, None, fmt)
