@@ -56,7 +56,7 @@ class _SheetShell:
     parts: list[tuple[str, str]]  # the probe sheet's top-level elements (tag, XML), in order
     rows: dict[int, str]  # template row (1-based) -> the row element's attributes after r, as XlsxWriter wrote them
     views: tuple[str, str]  # sheetViews, not selected and selected (the first sheet shown is the selected one)
-    conditional: list[str]  # each conditional format's range (sqref) in the probe, in the order of the plan's list
+    conditional: list[str]  # each conditionalFormatting element's range (sqref) in the probe: rules on one range share one
 
 
 @dataclass
@@ -169,7 +169,7 @@ class Sheet:
     block: tuple[int, list[Sequence[Any]], list[tuple[int, int | None]]] | None
     blank_row: tuple[int, list[tuple[int, int | None]]] | None  # an empty repeat: its row and (column, style)
     autofilter: tuple[int, int, int, int] | None
-    conditional: list[str]  # each conditional format's range now, in the plan's order
+    conditional: dict[str, str]  # each conditional format's range (sqref) in the shell -> in this output
     print_titles: str  # the defined name's range after "Sheet!", or ""
 
 
@@ -214,11 +214,11 @@ def _sheet_xml(shell: Shell, sheet: Sheet, selected: bool, strings: _Strings) ->
         ref = f"{_col(c)}{r}"
         if (r, c) in merged_at:  # as XlsxWriter's merge_range: the value (blank if empty), the rest blank
             r2, c2 = merged_at[(r, c)]
-            put(r, c, _cell(ref, value, s, d, blank_if_empty=True, styled=True))
+            put(r, c, _cell(ref, value, s, d, blank_if_empty=True, styled=style is not None))
             for rr in range(r, r2 + 1):
                 for cc in range(c, c2 + 1):
                     if (rr, cc) != (r, c):
-                        put(rr, cc, _cell(f"{_col(cc)}{rr}", None, s, d, styled=True))
+                        put(rr, cc, _cell(f"{_col(cc)}{rr}", None, s, d, styled=style is not None))
         else:
             put(r, c, _cell(ref, value, s, d, styled=style is not None))
     if sheet.blank_row is not None:
@@ -266,7 +266,8 @@ def _sheet_xml(shell: Shell, sheet: Sheet, selected: bool, strings: _Strings) ->
         if name == "sheetViews":
             parts.append(probe.views[1] if selected else probe.views[0])
         elif name == "conditionalFormatting":
-            parts.append(xml.replace(f'sqref="{probe.conditional[cf]}"', f'sqref="{sheet.conditional[cf]}"', 1))
+            was = probe.conditional[cf]
+            parts.append(xml.replace(f'sqref="{was}"', f'sqref="{sheet.conditional[was]}"', 1))
             cf += 1
         else:
             parts.append(made.get(name, xml) if name in MADE else xml)

@@ -267,7 +267,8 @@ def _fast_sheets(plan: _Plan, context: dict[str, Any], limit: int | None = None)
             elif method == "repeat_rows":
                 titles.append(f"${args[0] + 1}:${args[1] + 1}")
         out.append(xlsx_fast.Sheet(title, index, static, merges, heights, block, blank, autofilter,
-                                   _conditional_ranges(sheet, shift), ",".join(titles)))
+                                   dict(zip(_conditional_ranges(sheet, 0), _conditional_ranges(sheet, shift),
+                                            strict=True)), ",".join(titles)))
     return out
 
 
