@@ -26,6 +26,7 @@ import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -276,33 +277,91 @@ def _sheet_xml(shell: Shell, sheet: Sheet, selected: bool, strings: _Strings) ->
 
 
 def _block(shell: Shell, sheet: Sheet, strings: _Strings) -> str:
-    """The repeated rows. Each column's cells after their row number are made once per distinct value (a ledger
-    repeats its names, items and numbers); the rows are laid out by slice assignment and joined once."""
+    """The repeated rows, laid out by slice assignment and joined once: per row `<row r="N"...>`, per cell
+    `<c r="B` N + what comes before its value + the value + what comes after it, then `</row>`. What surrounds a
+    column's values is the same on every row; the values themselves are mostly made at C speed (`_column`)."""
     assert sheet.block is not None
     first, columns, cells = sheet.block
     n = len(columns[0])
     attrs = shell.sheets[sheet.index].rows.get(first, "")  # the repeat row's height, on every repeated row
     nums = list(map(str, range(first, first + n)))
-    width = 4 + 3 * len(cells)
+    width = 4 + 5 * len(cells)
     parts: list[str] = [""] * (width * n)
     parts[0::width] = ['<row r="'] * n
     parts[1::width] = nums
     parts[2::width] = [f'"{attrs}>'] * n
     parts[width - 1::width] = ["</row>"] * n
     for j, ((col, style), values) in enumerate(zip(cells, columns, strict=True)):
-        s = shell.xf[style] if style is not None else 0
-        d = shell.date_xf[style] if style is not None else shell.date_xf[-1]
-        tails = _map(values, _Tail(s, d, style is not None, strings))
+        before, made, after = _column(values, shell, style, strings)
         head = f'<c r="{_col(col)}'
-        k = 3 + 3 * j
-        if style is not None:
+        k = 3 + 5 * j
+        if style is not None or before:
             parts[k::width] = [head] * n
             parts[k + 1::width] = nums
         else:  # an unstyled blank is no cell at all
-            parts[k::width] = [head if t else "" for t in tails]
-            parts[k + 1::width] = [num if t else "" for num, t in zip(nums, tails, strict=True)]
-        parts[k + 2::width] = tails
+            parts[k::width] = [head if t else "" for t in made]
+            parts[k + 1::width] = [num if t else "" for num, t in zip(nums, made, strict=True)]
+        if before:
+            parts[k + 2::width] = before if isinstance(before, list) else [before] * n
+            parts[k + 4::width] = after if isinstance(after, list) else [after] * n
+        parts[k + 3::width] = made
     return "".join(parts)
+
+
+_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f]")  # text to escape or clean
+_SPACE_AFTER, _SPACE_BEFORE = re.compile(r"\n\s"), re.compile(r"\s\n")  # (separate: each is a fast search)
+
+
+def _plain_texts(values: Sequence[str]) -> bool:
+    """Whether every text can go into the XML as it is: nothing to escape or clean, no space at either end (which
+    would need xml:space), none empty, none too long for a cell. Checked on the texts joined by newlines."""
+    joined = "\n".join(values)
+    return not (_SPECIAL.search(joined) or _SPACE_AFTER.search(joined) or _SPACE_BEFORE.search(joined)
+                or joined[:1].isspace() or joined[-1:].isspace() or max(map(len, values)) > 32767)
+
+
+def _column(values: Sequence[Any], shell: Shell, style: int | None,
+            strings: _Strings) -> tuple[str | list[str], list[str], str | list[str]]:
+    """One repeated column's cells after their row number, as (before, values, after), each a list by row or one
+    string for every row. A column of whole numbers, or of text that needs no escaping, keeps its values and puts
+    the same XML around each (text the column repeats goes to the shared strings), blanks apart; these are made
+    by dict lookups at C speed. So does a column of finite numbers. Any other column is one string per cell, made once per distinct value (`_Tail`)."""
+    s = shell.xf[style] if style is not None else 0
+    sa = f' s="{s}"' if s else ""
+    kinds = set(map(type, values)) - {type(None)}
+    made_for: dict[Any, str] | None = None
+    before = after = ""
+    if kinds and (kinds <= {int, float} or kinds == {str}):
+        distinct = dict.fromkeys(values)
+        blanks = [k for k in (None, "") if k in distinct]
+        for k in blanks:
+            del distinct[k]
+        if not distinct or (blanks and style is None):  # an unstyled blank is no cell at all: `_Tail` says so
+            pass
+        elif kinds == {int} and -10**15 < min(distinct) and max(distinct) < 10**15:  # str() as %.16G writes them
+            before, after = f'"{sa}><v>', "</v></c>"
+            made_for = {v: str(v) for v in distinct}
+        elif kinds != {str} and all(map(math.isfinite, distinct)):  # (1 == 1.0: both are written "1")
+            before, after = f'"{sa}><v>', "</v></c>"
+            made_for = {v: f"{v:.16G}" for v in distinct}
+        elif kinds == {str} and _plain_texts(list(distinct)):
+            if len(distinct) * 2 > len(values):
+                before, after = f'"{sa} t="inlineStr"><is><t>', "</t></is></c>"
+                made_for = {v: v for v in distinct}
+            else:
+                before, after = f'"{sa} t="s"><v>', "</v></c>"
+                made_for = {v: str(strings.index(v)) for v in distinct}
+                strings.count += len(values) - sum(values.count(k) for k in blanks)
+        if made_for is not None:
+            if not blanks:
+                return before, list(map(made_for.__getitem__, values)), after
+            made_for.update(dict.fromkeys(blanks, f'"{sa}/>'))  # a styled blank
+            around = dict.fromkeys(blanks, "")
+            n = len(values)
+            return (list(map(around.get, values, repeat(before, n))), list(map(made_for.__getitem__, values)),
+                    list(map(around.get, values, repeat(after, n))))
+    d = shell.date_xf[style] if style is not None else shell.date_xf[-1]
+    return "", _map(values, _Tail(s, d, style is not None, strings)), ""
 
 
 class _Tail:
