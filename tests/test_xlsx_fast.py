@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from helpers import act, build, member, score
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 from openpyxl.formatting.rule import CellIsRule, FormulaRule
 from openpyxl.styles import Font, PatternFill
@@ -219,3 +221,44 @@ def test_libreoffice_reads_a_results_workbook_as_openpyxl_and_calamine_do(tmp_pa
         [None if v == "" else v for v in row] for row in cells(data)["积分明细"]]
     assert ours["积分结果"]["A3"].fill.fgColor.rgb == resaved["积分结果"]["A3"].fill.fgColor.rgb
     assert resaved["积分明细"].auto_filter.ref == ours["积分明细"].auto_filter.ref  # (its re-save drops panes)
+
+
+VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**17, 10**17), st.floats(width=64),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+    st.sampled_from(["", " ", "张三", "a & b", "<b>", "\u3000全角", "=1+1", "x\x07", "甲\r\n乙", "_x0041_", "\uffff"]),
+    st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)),
+    st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2100, 12, 31)))
+REPEATED = st.one_of(st.none(), st.sampled_from(["甲", "乙", "", "a<b", "_x0041_"]), st.integers(-3, 3),
+                     st.sampled_from([0.5, -0.0, float("nan")]))  # columns that repeat
+
+
+@pytest.fixture(scope="module")
+def property_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("property") / "t.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "表"
+    ws["A1"] = "{{ title }}"
+    for col, key in enumerate("abcde", start=1):
+        c = ws.cell(3, col, ("{%row for p in people %}" if col == 1 else "") + "{{ p." + key + " }}")
+        if col != 5:  # one unstyled column: its blanks are no cells at all
+            c.border = BOX
+    ws["C3"].number_format = "0.0"
+    ws["A4"] = "{{ people | length }}人"
+    wb.save(path)
+    return path
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=VALUE, rows=st.lists(st.fixed_dictionaries({"a": VALUE, "b": REPEATED, "c": VALUE, "d": REPEATED,
+                                                         "e": VALUE}), max_size=8))
+def test_any_values_read_back_as_xlsxwriters_public_api_writes_them(property_template, tmp_path_factory, title, rows):
+    assume(not any(isinstance(v, str) and v.startswith("<r>") and v.endswith("</r>")  # XlsxWriter's rich text
+                   for row in rows for v in row.values()))
+    context = {"title": title, "people": rows}
+    out = tmp_path_factory.mktemp("out") / "out.xlsx"
+    render_xlsx(property_template, context, out, created=WHEN)
+    assert isinstance(_load(property_template).fast, xlsx_fast.Shell), _load(property_template).fast_reason
+    mine = out.read_bytes()
+    assert xlsx_fast.content_differences(mine, public(property_template, context)) == []

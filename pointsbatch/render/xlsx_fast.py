@@ -308,7 +308,7 @@ def _block(shell: Shell, sheet: Sheet, strings: _Strings) -> str:
     return "".join(parts)
 
 
-_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f]")  # text to escape or clean
+_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]")  # text to escape or clean
 _SPACE_AFTER, _SPACE_BEFORE = re.compile(r"\n\s"), re.compile(r"\s\n")  # (separate: each is a fast search)
 
 
@@ -316,7 +316,7 @@ def _plain_texts(values: Sequence[str]) -> bool:
     """Whether every text can go into the XML as it is: nothing to escape or clean, no space at either end (which
     would need xml:space), none empty, none too long for a cell. Checked on the texts joined by newlines."""
     joined = "\n".join(values)
-    return not (_SPECIAL.search(joined) or _SPACE_AFTER.search(joined) or _SPACE_BEFORE.search(joined)
+    return not (_SPECIAL.search(joined) or "_x" in joined or _SPACE_AFTER.search(joined) or _SPACE_BEFORE.search(joined)
                 or joined[:1].isspace() or joined[-1:].isspace() or max(map(len, values)) > 32767)
 
 
@@ -408,10 +408,26 @@ class _Strings:
     def xml(self) -> str:
         items = []
         for text in self.found:
-            space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
-            items.append(f"<si><t{space}>{_escape(text)}</t></si>")
+            items.append(f"<si>{_text(text)}</si>")
         return (DECLARATION + f'<sst xmlns="{MAIN}" count="{self.count}" uniqueCount="{len(self.found)}">'
                 + "".join(items) + "</sst>")
+
+
+def _text(text: str) -> str:
+    """A `<t>` element holding `text` as Excel stores it (and XlsxWriter writes it): a carriage return or a
+    non-character as `_xHHHH_`, a literal `_xHHHH_` escaped in turn, `&<>` as entities, spaces kept at either end."""
+    if "_x" in text:
+        text = _EXCEL_ESCAPE.sub(r"_x005F\1", text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: f"_x{ord(m[1]):04X}_", text)
+    if "\ufffe" in text or "\uffff" in text:
+        text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f"<t{space}>{_escape(text)}</t>"
+
+
+_EXCEL_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
+_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
 
 
 def _escape(text: str) -> str:
@@ -424,8 +440,7 @@ def _typed(value: Any, s: str, d: str) -> str:
     """After `<c r="A1"`: the style, type and value of a cell that is not blank."""
     if isinstance(value, str):
         text = value[:32767]
-        space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
-        return f'{s} t="inlineStr"><is><t{space}>{_escape(text)}</t></is></c>'
+        return f'{s} t="inlineStr"><is>{_text(text)}</is></c>'
     if isinstance(value, bool):
         return f'{s} t="b"><v>{int(value)}</v></c>'
     if isinstance(value, (int, float)):
