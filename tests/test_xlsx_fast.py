@@ -189,13 +189,17 @@ def test_the_check_catches_a_fast_output_that_differs_and_xlsxwriter_writes_it(t
     assert load_workbook(tmp_path / "out.xlsx")["甲"]["D4"].value == dt.datetime(2026, 3, 1)
 
 
-def test_when_a_private_name_the_rows_helper_needs_moved_the_public_api_writes_every_cell(tmp_path, monkeypatch):
-    """The town summary (charts, `large`) stays on XlsxWriter with `_Rows`; without its internals, cell by cell."""
-    monkeypatch.setattr(xlsx_template, "Worksheet", type("Moved", (), {}))
+@pytest.mark.parametrize("moved", [False, True])
+def test_the_xlsxwriter_path_writes_the_same_cells_with_or_without_its_private_names(tmp_path, monkeypatch, moved):
+    """The town summary (charts, `large`) stays on XlsxWriter with `_Rows`; when an internal it needs has moved,
+    the public API writes every cell."""
+    if moved:
+        monkeypatch.setattr(xlsx_template, "Worksheet", type("Moved", (), {}))
     monkeypatch.setattr(xlsx_template, "_ROWS_USABLE", None)
-    assert xlsx_template._rows_usable() is False
+    assert xlsx_template._rows_usable() is not moved
     template = make_template(tmp_path / "t.xlsx")
-    context = {"title": "第一支部", "people": TRICKY, "clerk": "王五", "total": 1}
+    people = [*TRICKY, {"seq": 4, "name": "甲\r\n乙 _x0041_", "score": 1, "day": None}]
+    context = {"title": "第一支部", "people": people, "clerk": "王五", "total": 1}
     render_xlsx(template, context, tmp_path / "large.xlsx", large=True, created=WHEN)
     render_xlsx(template, context, tmp_path / "fast.xlsx", created=WHEN)
     large, fast = (tmp_path / "large.xlsx").read_bytes(), (tmp_path / "fast.xlsx").read_bytes()

@@ -408,12 +408,12 @@ class _Strings:
     def xml(self) -> str:
         items = []
         for text in self.found:
-            items.append(f"<si>{_text(text)}</si>")
+            items.append(f"<si>{text_element(text)}</si>")
         return (DECLARATION + f'<sst xmlns="{MAIN}" count="{self.count}" uniqueCount="{len(self.found)}">'
                 + "".join(items) + "</sst>")
 
 
-def _text(text: str) -> str:
+def text_element(text: str) -> str:
     """A `<t>` element holding `text` as Excel stores it (and XlsxWriter writes it): a carriage return or a
     non-character as `_xHHHH_`, a literal `_xHHHH_` escaped in turn, `&<>` as entities, spaces kept at either end."""
     if "_x" in text:
@@ -440,7 +440,7 @@ def _typed(value: Any, s: str, d: str) -> str:
     """After `<c r="A1"`: the style, type and value of a cell that is not blank."""
     if isinstance(value, str):
         text = value[:32767]
-        return f'{s} t="inlineStr"><is>{_text(text)}</is></c>'
+        return f'{s} t="inlineStr"><is>{text_element(text)}</is></c>'
     if isinstance(value, bool):
         return f'{s} t="b"><v>{int(value)}</v></c>'
     if isinstance(value, (int, float)):

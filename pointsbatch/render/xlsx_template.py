@@ -9,9 +9,10 @@
 - A sheet's autofilter on the header above the repeat row covers every repeated row.
 
 The template is read once per process with openpyxl into a plan (cells, styles, widths, heights, merged cells,
-frozen panes, page setup); each output is then written with XlsxWriter, several times faster than building and
-saving an openpyxl workbook of the same size, except the repeated rows, which `_Rows` writes into the sheet's XML
-itself (see there why). Conditional formats are carried over when they are of a kind this renderer can reproduce
+frozen panes, page setup). An output is then written by `xlsx_fast` (the project's own XML around a shell that
+XlsxWriter writes once per template; see `_fast_shell` for the check that decides it), or, with charts or `large`,
+by XlsxWriter, several times faster than building and saving an openpyxl workbook of the same size; there the
+repeated rows go into the sheet's XML through `_Rows` (see there why). Conditional formats are carried over when they are of a kind this renderer can reproduce
 (see `_conditional_formats`): one on the repeat row grows with it. What the plan cannot carry over faithfully
 (pictures, charts, comments, data validation, any other conditional format) is refused with a message rather than
 silently dropped.
@@ -470,11 +471,12 @@ class _Rows(Worksheet):
     cells go straight into the sheet's XML when the workbook is saved.
 
     Why: through XlsxWriter's public API a cell costs about 6 µs (its per-cell bookkeeping and XML writing in
-    Python), and a branch's results workbook has 10,000 cells of ledger; the repeated rows are plain values
-    with one style per column, which this writes at under 1 µs a cell. Everything else in the workbook (styles,
-    merges, widths, page setup, charts) is still XlsxWriter's. This leans on XlsxWriter internals: `_write_rows`
+    Python), and the town summary lists every member of the county; the repeated rows are plain values with one
+    style per column, which this writes at under 1 µs a cell. Everything else in the workbook (styles, merges,
+    widths, page setup, charts) is still XlsxWriter's. This leans on XlsxWriter internals: `_write_rows`
     (overridden), `fh`, `dim_rowmin`/`dim_rowmax`, `_check_dimensions`, `_convert_date_time` and
-    `Format._get_xf_index`; pyproject.toml keeps XlsxWriter below 4, and tests read every output back with
+    `Format._get_xf_index`; `_rows_usable` looks for them once per process and, when one has moved, the public
+    API writes every cell instead. pyproject.toml keeps XlsxWriter below 4, and tests read the outputs back with
     openpyxl and python-calamine, and through LibreOffice.
     """
 
@@ -519,9 +521,7 @@ class _Rows(Worksheet):
         if value is None or value == "":
             return f'"{s}/>' if s else ""
         if isinstance(value, str):
-            space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
-            text = value[:32767].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            return f'"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+            return f'"{s} t="inlineStr"><is>{xlsx_fast.text_element(value[:32767])}</is></c>'
         if isinstance(value, bool):
             return f'"{s} t="b"><v>{int(value)}</v></c>'
         if isinstance(value, (int, float)):
