@@ -10,7 +10,7 @@ properties) are this module's XML, and the zip is built here, the shared parts c
 
 So nothing here touches XlsxWriter's private names; it relies on the XML XlsxWriter writes, which Excel's schema
 fixes. `xlsx_template.render_xlsx` checks that once per template and process: the first output is also written
-through XlsxWriter's public API (its repeated rows cut to a few) and `same_content` must find the same sheets,
+through XlsxWriter's public API (its repeated rows cut to a few) and `content_differences` must find the same sheets,
 cells, values, resolved styles, merges, row heights, conditional formats and defined names in both, or every
 output of that template goes through XlsxWriter.
 """
@@ -41,10 +41,9 @@ DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 KEPT = {"sheetPr", "sheetViews", "sheetFormatPr", "cols", "printOptions", "pageMargins", "pageSetup", "headerFooter"}
 MADE = {"dimension", "sheetData", "autoFilter", "mergeCells", "conditionalFormatting"}
 HIDDEN = ' hidden="1"'
-SHARED_MAX = 16 * 1024  # parts this small are compressed well (level 6) and remembered by content: styles, theme,
-BIG_LEVEL = 1  # the rules sheet, properties; a branch's ledger is compressed fast instead (zlib level 1)
-
-
+# parts up to SHARED_MAX bytes are compressed well (level 6) and remembered by content (styles, theme, the rules
+# sheet, properties: the same for every branch of a run); a larger one (a branch's ledger) is compressed fast
+SHARED_MAX, SHARED_KEEP, BIG_LEVEL = 16 * 1024, 64, 1
 ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -57,7 +56,7 @@ class _SheetShell:
     parts: list[tuple[str, str]]  # the probe sheet's top-level elements (tag, XML), in order
     rows: dict[int, str]  # template row (1-based) -> the row element's attributes after r, as XlsxWriter wrote them
     views: tuple[str, str]  # sheetViews, not selected and selected (the first sheet shown is the selected one)
-    conditional: list[str]  # each conditionalFormatting element's range (sqref) in the probe: rules on one range share one
+    conditional: list[str]  # each conditionalFormatting element's range (sqref); rules on one range share one
 
 
 @dataclass
@@ -99,7 +98,7 @@ def build_shell(plan: Any, write_probe: Callable[[Any], None]) -> Shell:
     n = len(plan.formats)
     xf = [styles.get((0, i), 0) for i in range(n)]
     date_xf = [styles.get((1, i), 0) for i in range(n)] + [styles.get((2, 0), 0)]
-    sheets = [_sheet_shell(files[path].decode(), plan.sheets[i]) for i, path in enumerate(paths[:-1])]
+    sheets = [_sheet_shell(files[path].decode()) for path in paths[:-1]]
     book = files["xl/workbook.xml"].decode()
     head, _, rest = book.partition("<sheets>")
     _, _, tail = rest.partition("</sheets>")
@@ -129,7 +128,9 @@ def _cell_position(ref: str) -> tuple[int, int]:
     return col - 1, int(m[2]) - 1
 
 
-def _sheet_shell(xml: str, sheet: Any) -> _SheetShell:
+def _sheet_shell(xml: str) -> _SheetShell:
+    """A probe sheet's top-level elements, cut from its XML as written (their names checked against lxml's parse),
+    its row attributes, its view selected and not, its conditional ranges."""
     root = etree.fromstring(xml.encode())
     names = [etree.QName(child).localname for child in root]
     pos = xml.index(">", xml.index("<worksheet")) + 1
@@ -313,19 +314,21 @@ _SPACE_AFTER, _SPACE_BEFORE = re.compile(r"\n\s"), re.compile(r"\s\n")  # (separ
 
 
 def _plain_texts(values: Sequence[str]) -> bool:
-    """Whether every text can go into the XML as it is: nothing to escape or clean, no space at either end (which
-    would need xml:space), none empty, none too long for a cell. Checked on the texts joined by newlines."""
+    """Whether every text can go into the XML as it is: nothing to escape or clean (no `_xHHHH_` either), no space
+    at either end (which would need xml:space), none empty, none too long for a cell. Checked on the texts joined
+    by newlines."""
     joined = "\n".join(values)
-    return not (_SPECIAL.search(joined) or "_x" in joined or _SPACE_AFTER.search(joined) or _SPACE_BEFORE.search(joined)
-                or joined[:1].isspace() or joined[-1:].isspace() or max(map(len, values)) > 32767)
+    return not (_SPECIAL.search(joined) or "_x" in joined or _SPACE_AFTER.search(joined)
+                or _SPACE_BEFORE.search(joined) or joined[:1].isspace() or joined[-1:].isspace()
+                or max(map(len, values)) > 32767)
 
 
 def _column(values: Sequence[Any], shell: Shell, style: int | None,
             strings: _Strings) -> tuple[str | list[str], list[str], str | list[str]]:
     """One repeated column's cells after their row number, as (before, values, after), each a list by row or one
-    string for every row. A column of whole numbers, or of text that needs no escaping, keeps its values and puts
-    the same XML around each (text the column repeats goes to the shared strings), blanks apart; these are made
-    by dict lookups at C speed. So does a column of finite numbers. Any other column is one string per cell, made once per distinct value (`_Tail`)."""
+    string for every row. A column of finite numbers, or of text that needs no escaping, keeps its values (text
+    the column repeats: their shared string numbers) and puts the same XML around each, blanks apart; these are
+    made by dict lookups at C speed. Any other column is one string per cell, made once per distinct value."""
     s = shell.xf[style] if style is not None else 0
     sa = f' s="{s}"' if s else ""
     kinds = set(map(type, values)) - {type(None)}
@@ -694,7 +697,6 @@ def _content(data: bytes) -> dict[Any, Any]:
 
 
 _SHARED: OrderedDict[bytes, tuple[int, bytes]] = OrderedDict()
-_SHARED_KEEP = 64
 
 
 def _deflated(data: bytes) -> tuple[int, bytes]:
@@ -711,7 +713,7 @@ def _deflated(data: bytes) -> tuple[int, bytes]:
     entry = (zlib.crc32(data), c.compress(data) + c.flush())
     if len(data) <= SHARED_MAX:
         _SHARED[data] = entry
-        if len(_SHARED) > _SHARED_KEEP:
+        if len(_SHARED) > SHARED_KEEP:
             _SHARED.popitem(last=False)
     return entry
 
