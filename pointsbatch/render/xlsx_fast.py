@@ -42,8 +42,9 @@ KEPT = {"sheetPr", "sheetViews", "sheetFormatPr", "cols", "printOptions", "pageM
 MADE = {"dimension", "sheetData", "autoFilter", "mergeCells", "conditionalFormatting"}
 HIDDEN = ' hidden="1"'
 # parts up to SHARED_MAX bytes are compressed well (level 6) and remembered by content (styles, theme, the rules
-# sheet, properties: the same for every branch of a run); a larger one (a branch's ledger) is compressed fast
-SHARED_MAX, SHARED_KEEP, BIG_LEVEL = 16 * 1024, 64, 1
+# sheet, properties: the same for every branch of a run); a larger one (a branch's ledger) is compressed fast: zlib's
+# level 2 takes no longer than level 1 on a ledger's XML (1.5 ms for 550 KB) and gives a tenth less
+SHARED_MAX, SHARED_KEEP, BIG_LEVEL = 16 * 1024, 64, 2
 ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
