@@ -266,3 +266,11 @@ def test_any_values_read_back_as_xlsxwriters_public_api_writes_them(property_tem
     assert isinstance(_load(property_template).fast, xlsx_fast.Shell), _load(property_template).fast_reason
     mine = out.read_bytes()
     assert xlsx_fast.content_differences(mine, public(property_template, context)) == []
+
+
+def test_the_shared_strings_count_the_cells_that_refer_to_them(tmp_path, monkeypatch):
+    branch_context(tmp_path, monkeypatch)
+    with zipfile.ZipFile(tmp_path / "out.xlsx") as z:
+        sst = z.read("xl/sharedStrings.xml").decode()
+        refs = sum(z.read(name).count(b' t="s">') for name in z.namelist() if name.startswith("xl/worksheets/"))
+    assert f'count="{refs}"' in sst and refs > 10

@@ -486,14 +486,13 @@ def _map(values: Sequence[Any], fn: _Tail) -> list[str]:
             memo: dict[Any, Any] = Counter(values) if str in kinds else dict.fromkeys(values)
         except TypeError:
             return map_distinct(values, fn)
-        strings = fn.strings
-        if strings is not None and len(memo) * 2 > len(values):
+        if fn.strings is not None and len(memo) * 2 > len(values):
             fn.strings = None
         for v in memo:
-            if fn.strings is not None and v.__class__ is str:
-                fn.strings.count += memo[v]
-            memo[v] = fn(v)
-        fn.strings = strings
+            times = memo[v]
+            memo[v] = tail = fn(v)
+            if fn.strings is not None and ' t="s">' in tail:
+                fn.strings.count += times  # the cells that refer to the shared strings
         return list(map(memo.__getitem__, values))
     fn.strings = None
     return map_distinct(values, fn)
