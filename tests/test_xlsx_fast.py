@@ -274,3 +274,22 @@ def test_the_shared_strings_count_the_cells_that_refer_to_them(tmp_path, monkeyp
         sst = z.read("xl/sharedStrings.xml").decode()
         refs = sum(z.read(name).count(b' t="s">') for name in z.namelist() if name.startswith("xl/worksheets/"))
     assert f'count="{refs}"' in sst and refs > 10
+
+
+def test_text_with_a_carriage_return_or_an_escape_lookalike_reads_back_as_written(tmp_path):
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "表"
+    ws["A1"] = "{%row for p in people %}{{ p.text }}"
+    ws["A3"] = "{{ note }}"
+    wb.save(tmp_path / "t.xlsx")
+    texts = ["甲\r\n乙", "x_x0041_y", "甲\r\n乙"]
+    context = {"people": [{"text": t} for t in texts], "note": "备注\r\n_x0000_"}
+    render_xlsx(tmp_path / "t.xlsx", context, tmp_path / "out.xlsx", created=WHEN)
+    mine = (tmp_path / "out.xlsx").read_bytes()
+    theirs = public(tmp_path / "t.xlsx", context)
+    assert [row[0] for row in cells(mine)["表"]] == [*texts, "", "备注\r\n_x0000_"] == [
+        row[0] for row in cells(theirs)["表"]]  # python-calamine undoes Excel's _xHHHH_ escapes
+    (tmp_path / "theirs.xlsx").write_bytes(theirs)
+    assert [c.value for c in load_workbook(tmp_path / "out.xlsx")["表"]["A"]] == [
+        c.value for c in load_workbook(tmp_path / "theirs.xlsx")["表"]["A"]]  # openpyxl only in shared strings

@@ -217,18 +217,18 @@ def _sheet_xml(shell: Shell, sheet: Sheet, selected: bool, strings: _Strings) ->
         ref = f"{_col(c)}{r}"
         if (r, c) in merged_at:  # as XlsxWriter's merge_range: the value (blank if empty), the rest blank
             r2, c2 = merged_at[(r, c)]
-            put(r, c, _cell(ref, value, s, d, blank_if_empty=True, styled=style is not None))
+            put(r, c, _cell(ref, value, s, d, strings, blank_if_empty=True, styled=style is not None))
             for rr in range(r, r2 + 1):
                 for cc in range(c, c2 + 1):
                     if (rr, cc) != (r, c):
-                        put(rr, cc, _cell(f"{_col(cc)}{rr}", None, s, d, styled=style is not None))
+                        put(rr, cc, _cell(f"{_col(cc)}{rr}", None, s, d, strings, styled=style is not None))
         else:
-            put(r, c, _cell(ref, value, s, d, styled=style is not None))
+            put(r, c, _cell(ref, value, s, d, strings, styled=style is not None))
     if sheet.blank_row is not None:
         r, blank_cells = sheet.blank_row
         for c, style in blank_cells:
             if style is not None:
-                put(r, c, _cell(f"{_col(c)}{r}", None, xf[style], 0, styled=True))
+                put(r, c, _cell(f"{_col(c)}{r}", None, xf[style], 0, strings, styled=True))
     heights = {r: probe.rows.get(t, "") for r, t in sheet.heights}
     out: list[str] = []
     used_rows = sorted(set(cells) | set(heights))
@@ -370,13 +370,14 @@ def _column(values: Sequence[Any], shell: Shell, style: int | None,
 
 class _Tail:
     """A cell's XML after its row number: `"` + style, type and value; "" for a blank without a style. Text goes to
-    the shared strings when `strings` is given (a column that repeats its text), else inline."""
+    the shared strings when `share` (a column that repeats its text), else inline (see `_typed`)."""
 
-    def __init__(self, s: int, d: int, styled: bool, strings: _Strings | None) -> None:
+    def __init__(self, s: int, d: int, styled: bool, strings: _Strings) -> None:
         self.s = f' s="{s}"' if s else ""
         self.d = f' s="{d}"' if d else ""
         self.blank = f'"{self.s}/>' if styled else ""
         self.strings = strings
+        self.share = True
 
     def __call__(self, value: Any) -> str:
         kind = value.__class__
@@ -385,7 +386,7 @@ class _Tail:
                 value = ILLEGAL.sub("", value)
             if not value:
                 return self.blank
-            if self.strings is not None:
+            if self.share:
                 return f'"{self.s} t="s"><v>{self.strings.index(value[:32767])}</v></c>'
         elif kind is int or (kind is float and math.isfinite(value)):
             return f'"{self.s}><v>{value:.16G}</v></c>'
@@ -393,7 +394,7 @@ class _Tail:
             value = native_value(value)
             if value is None or value == "":
                 return self.blank
-        return '"' + _typed(value, self.s, self.d)
+        return '"' + _typed(value, self.s, self.d, self.strings)
 
 
 class _Strings:
@@ -440,10 +441,14 @@ def _escape(text: str) -> str:
     return text
 
 
-def _typed(value: Any, s: str, d: str) -> str:
-    """After `<c r="A1"`: the style, type and value of a cell that is not blank."""
+def _typed(value: Any, s: str, d: str, strings: _Strings) -> str:
+    """After `<c r="A1"`: the style, type and value of a cell that is not blank. Text is inline, except text that
+    Excel stores with `_xHHHH_` escapes (a carriage return, say): that goes to the shared strings, where every
+    reader undoes them as XlsxWriter's public API expects (openpyxl does not in inline text)."""
     if isinstance(value, str):
         text = value[:32767]
+        if "_x" in text or "\r" in text or _CONTROL.search(text) or "\ufffe" in text or "\uffff" in text:
+            return f'{s} t="s"><v>{strings.index(text)}</v></c>'
         return f'{s} t="inlineStr"><is>{text_element(text)}</is></c>'
     if isinstance(value, bool):
         return f'{s} t="b"><v>{int(value)}</v></c>'
@@ -452,14 +457,18 @@ def _typed(value: Any, s: str, d: str) -> str:
     return f"{d}><v>{excel_serial(value):.16G}</v></c>"
 
 
-def _cell(ref: str, value: Any, s: int, d: int, blank_if_empty: bool = False, styled: bool = False) -> str | None:
+def _cell(ref: str, value: Any, s: int, d: int, strings: _Strings, blank_if_empty: bool = False,
+          styled: bool = False) -> str | None:
     """A static cell as XlsxWriter's `write_*` calls in xlsx_template write it (an empty text stays text there,
     except as a merged range's value)."""
     value = native_value(value)
     sa = f' s="{s}"' if s else ""
     if value is None or (blank_if_empty and value == ""):
         return f'<c r="{ref}"{sa}/>' if styled else None
-    return f'<c r="{ref}"' + _typed(value, sa, f' s="{d}"' if d else "")
+    tail = _typed(value, sa, f' s="{d}"' if d else "", strings)
+    if ' t="s">' in tail:
+        strings.count += 1
+    return f'<c r="{ref}"' + tail
 
 
 def excel_serial(value: dt.date) -> float:
@@ -486,16 +495,17 @@ def _map(values: Sequence[Any], fn: _Tail) -> list[str]:
             memo: dict[Any, Any] = Counter(values) if str in kinds else dict.fromkeys(values)
         except TypeError:
             return map_distinct(values, fn)
-        if fn.strings is not None and len(memo) * 2 > len(values):
-            fn.strings = None
+        fn.share = len(memo) * 2 <= len(values)
         for v in memo:
             times = memo[v]
             memo[v] = tail = fn(v)
-            if fn.strings is not None and ' t="s">' in tail:
+            if ' t="s">' in tail:
                 fn.strings.count += times  # the cells that refer to the shared strings
         return list(map(memo.__getitem__, values))
-    fn.strings = None
-    return map_distinct(values, fn)
+    fn.share = False
+    tails = map_distinct(values, fn)
+    fn.strings.count += sum(' t="s">' in tail for tail in tails)
+    return tails
 
 
 _PLAIN = {str, int, float, bool, type(None), dt.date, dt.datetime}
