@@ -61,7 +61,12 @@ def format_when(value: Any) -> str:
 
 def format_number(value: Any, decimals: int = 1) -> str:
     """A score as the pages show it: one decimal at most."""
+    if type(value) is float or type(value) is int:  # the common case, remembered: a page shows thousands of them
+        return _number_text(value, decimals)
     return number_text(value, decimals)
+
+
+_number_text = lru_cache(maxsize=4096)(number_text)
 
 
 def render_text(name: str, templates: Path | None = None, /, **context: Any) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..jinja import render_text
@@ -35,11 +36,11 @@ def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, c
     """What the slips show; `h1` is the half-year scores an annual run also gives (None in a half-year run)."""
     period = scores.period
     annual = period.key == "annual"
-    grid = branch.attendance[branch.attendance["month"] <= period.last_month]
+    grid = _GridCounts(branch.attendance, period.last_month)
     points = rules.base.points()
-    held = grid.drop_duplicates("event")["item"].value_counts()
-    base_max = float(sum(points[item] * int(count) for item, count in held.items()))
-    items = [item for item in rules.base.items if held.get(item.key, 0)]  # a half year has no 民主评议
+    held = grid.held.most_common()  # events held per base item, as value_counts lists them
+    base_max = float(sum(points[item] * count for item, count in held))
+    items = [item for item in rules.base.items if grid.held.get(item.key, 0)]  # a half year has no 民主评议
     approval = branch.info.approval_date(period)
     return {
         "branch": branch.info.name,
@@ -59,18 +60,43 @@ def slip_context(branch: Branch, scores: Scores, rules: Rules, start: dt.date, c
     }
 
 
-def member_slips(branch: Branch, scores: Scores, items: list[BaseItem], grid: pd.DataFrame,
+class _GridCounts:
+    """The grid's marks in a period, counted at once: events held per base item (each event once), and per
+    (序号, base item key) the events attended and the events that apply (every mark but 不适用)."""
+
+    def __init__(self, attendance: pd.DataFrame, last_month: int) -> None:
+        keep = attendance["month"].to_numpy() <= last_month
+        seqs = attendance["seq"].to_numpy(dtype=np.int64)[keep]
+        codes, items = pd.factorize(attendance["item"].to_numpy(dtype=object)[keep])
+        marks = attendance["mark"].to_numpy(dtype=object)[keep]
+        events = pd.factorize(attendance["event"].to_numpy(dtype=object)[keep])[0]
+        first = np.unique(events, return_index=True)[1]  # each event's first mark, events in order of appearance
+        self.held: Counter[str] = Counter(items[codes[np.sort(first)]].tolist())
+        applicable = marks != "na"
+        self.applicable = self._per_member(seqs[applicable], codes[applicable], items)
+        attended = marks == "attended"
+        self.attended = self._per_member(seqs[attended], codes[attended], items)
+
+    @staticmethod
+    def _per_member(seqs: np.ndarray, codes: np.ndarray, items: np.ndarray) -> dict[tuple[int, str], int]:
+        keys, counts = np.unique(seqs * max(len(items), 1) + codes, return_counts=True)
+        seq, code = np.divmod(keys, max(len(items), 1))
+        return dict(zip(zip(seq.tolist(), items[code].tolist(), strict=True), counts.tolist(), strict=True))
+
+
+def member_slips(branch: Branch, scores: Scores, items: list[BaseItem], grid: _GridCounts,
                  h1: Scores | None = None) -> list[SimpleNamespace]:
     """A slip per roster member: the totals of scores.csv and the ledger rows behind them, with their dates;
-    `items` are the base items held in the period, `grid` the attendance marks of the period.
+    `items` are the base items held in the period, `grid` the period's marks counted.
 
     Slips are attribute objects, not dicts: Jinja looks `m.name` up as an attribute first, and a dict's failed
-    attribute lookup would cost the page most of its time (a branch has about a thousand ledger rows)."""
+    attribute lookup would cost the page most of its time (a branch has about a thousand ledger rows). The ledger
+    is read column by column in one pass (its rows come member by member), never filtered per member."""
     period = scores.period
-    h1_totals = dict(zip(h1.members["seq"], h1.members["total"], strict=True)) if h1 is not None else {}
-    reasons = dict(zip(branch.roster["seq"], branch.roster["exempt_reason"], strict=True))
-    attended = _counts(grid[grid["mark"] == "attended"])
-    applicable = _counts(grid[grid["mark"] != "na"])
+    h1_totals = dict(zip(h1.members["seq"].tolist(), h1.members["total"].tolist(), strict=True)) \
+        if h1 is not None else {}
+    reasons = dict(zip(branch.roster["seq"].tolist(), branch.roster["exempt_reason"].tolist(), strict=True))
+    attended, applicable = grid.attended, grid.applicable
     slips: dict[Any, SimpleNamespace] = {}
     base_rows: dict[tuple[Any, str], SimpleNamespace] = {}
     for m in records(scores.members):
@@ -86,71 +112,82 @@ def member_slips(branch: Branch, scores: Scores, items: list[BaseItem], grid: pd
         slips[seq] = slip
     incentive = _by_row(branch.incentive, period, ["date", "content", "leading"])
     negative = _by_row(branch.negative, period, ["date", "detail"])
-    vetoes = {(v["seq"], v["condition"]): v for v in records(_in_period(branch.veto, period)[
-        ["seq", "condition", "date", "basis"]])}
-    ledger = scores.ledger[["seq", "part", "item", "sheet", "row", "raw", "multiplier", "points", "note"]]
-    for e in records(ledger):
-        owner = slips.get(e["seq"])
-        if owner is None or owner.exempt:
+    vetoes = {(seq, condition): (date, basis)
+              for seq, condition, date, basis in _in_period(branch.veto, period, ["seq", "condition", "date", "basis"])}
+    ledger = _columns(scores.ledger, ["seq", "part", "item", "sheet", "row", "raw", "multiplier", "points", "note"])
+    incentive_sheet, negative_sheet = spec.INCENTIVE.name, spec.NEGATIVE.name
+    for seq, part, item, sheet, row, raw, multiplier, points, note in zip(*ledger, strict=True):
+        slip = slips.get(seq)
+        if slip is None or slip.exempt:
             continue
-        slip, part = owner, e["part"]
         if part == PART_BASE:
-            base = base_rows.get((e["seq"], e["item"]))
+            base = base_rows.get((seq, item))
             if base is None:  # the prorating row
-                slip.prorate = SimpleNamespace(note=e["note"], points=e["points"])
+                slip.prorate = SimpleNamespace(note=note, points=points)
             else:
-                base.points = e["points"]
+                base.points = points
         elif part == PART_INCENTIVE:
-            source = incentive.get(e["row"]) if e["sheet"] == spec.INCENTIVE.name else None
+            source = incentive.get(row) if sheet == incentive_sheet else None
             if source is None:  # what a cap takes back
-                slip.caps.append(SimpleNamespace(item=e["item"], note=e["note"], points=e["points"]))
+                slip.caps.append(SimpleNamespace(item=item, note=note, points=points))
             else:
-                slip.activities.append(SimpleNamespace(
-                    date=source["date"], item=e["item"], content=source["content"] or "", raw=e["raw"],
-                    multiplier=e["multiplier"], led=bool(source["leading"]), points=e["points"]))
+                date, content, leading = source
+                slip.activities.append(SimpleNamespace(date=date, item=item, content=content or "", raw=raw,
+                                                       multiplier=multiplier, led=bool(leading), points=points))
         elif part == PART_DEDUCTION:
-            source = negative.get(e["row"]) if e["sheet"] == spec.NEGATIVE.name else None
+            source = negative.get(row) if sheet == negative_sheet else None
             if source is None:  # 扣完为止: the deduction beyond what the member had is given back
-                slip.floor = SimpleNamespace(note=e["note"], points=e["points"])
+                slip.floor = SimpleNamespace(note=note, points=points)
             else:
-                slip.deduction_rows.append(SimpleNamespace(date=source["date"], case=e["item"],
-                                                           detail=source["detail"] or "", points=e["points"]))
+                date, detail = source
+                slip.deduction_rows.append(SimpleNamespace(date=date, case=item, detail=detail or "", points=points))
         elif part == PART_VETO:
-            slip.vetoes = _vetoes(e, vetoes)
+            slip.vetoes = _vetoes(seq, item, note, vetoes)
     for slip in slips.values():
         slip.activities.sort(key=lambda a: a.date)
         slip.deduction_rows.sort(key=lambda d: d.date)
     return list(slips.values())
 
 
-def _counts(grid: pd.DataFrame) -> dict[tuple[Any, str], int]:
-    """Events per (序号, base item key)."""
-    return Counter(zip(grid["seq"].tolist(), grid["item"].tolist(), strict=True))
+def _columns(frame: pd.DataFrame, names: list[str]) -> list[list[Any]]:
+    """The frame's columns as lists, a missing value (NaN, NA, None) as None: what `records` gives, without a dict
+    a row or a check of every cell where a column has nothing missing."""
+    out = []
+    for name in names:
+        column = frame[name]
+        values = column.tolist()
+        if column.dtype.kind not in "iub":
+            missing = column.isna().to_numpy()
+            if missing.any():
+                values = [None if gone else v for v, gone in zip(values, missing.tolist(), strict=True)]
+        out.append(values)
+    return out
 
 
-def _in_period(log: pd.DataFrame, period: Any) -> pd.DataFrame:
+def _in_period(log: pd.DataFrame, period: Any, columns: list[str]) -> list[tuple[Any, ...]]:
+    """The log's rows dated in the period, as tuples of plain values (`columns`, which name its date)."""
     if log.empty:
-        return log
-    return log[[d.month <= period.last_month for d in log["date"]]]
+        return []
+    last, at = period.last_month, columns.index("date")
+    return [row for row in zip(*_columns(log, columns), strict=True) if row[at].month <= last]
 
 
-def _by_row(log: pd.DataFrame, period: Any, columns: list[str]) -> dict[Any, dict[str, Any]]:
-    """A log's rows in the period by their Excel row, which the ledger names."""
-    log = _in_period(log, period)
-    return dict(zip(log["row"].tolist(), records(log[columns]), strict=True))
+def _by_row(log: pd.DataFrame, period: Any, columns: list[str]) -> dict[Any, tuple[Any, ...]]:
+    """A log's rows in the period (`columns`) by their Excel row, which the ledger names."""
+    return {row[0]: row[1:] for row in _in_period(log, period, ["row", *columns])}
 
 
-def _vetoes(entry: dict[str, Any], logged: dict[tuple[Any, str], dict[str, Any]]) -> list[SimpleNamespace]:
+def _vetoes(seq: Any, item: Any, note: Any, logged: dict[tuple[Any, str], tuple[Any, Any]]) -> list[SimpleNamespace]:
     """The conditions of a member's veto row, each with its date and grounds when the branch logged it, else with
     what the grid showed (the months)."""
-    conditions = str(entry["item"]).split("；")
-    note = str(entry["note"] or "")
+    conditions = str(item).split("；")
+    note = str(note or "")
     notes = note.split("：", 1)[-1].split("；")
     if len(notes) != len(conditions):
         notes = [note] * len(conditions)
     out = []
     for condition, detail in zip(conditions, notes, strict=True):
-        row = logged.get((entry["seq"], condition))
-        out.append(SimpleNamespace(condition=condition, date=row["date"] if row else None,
-                                   basis=(row["basis"] or "") if row else "", detail="" if row else detail))
+        row = logged.get((seq, condition))
+        out.append(SimpleNamespace(condition=condition, date=row[0] if row else None,
+                                   basis=(row[1] or "") if row else "", detail="" if row else detail))
     return out
