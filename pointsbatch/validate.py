@@ -7,6 +7,7 @@ branch, so the scorer only ever sees clean, typed tables.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -337,34 +338,42 @@ class _Context:
         if roster.empty:
             self.add("roster_empty", sheet, "A2")
             return
-        seqs = roster["seq"].dropna()
-        dup = seqs[seqs.duplicated(keep="first")]
-        first_row = {s: r for r, s in seqs[~seqs.duplicated(keep="first")].items()}
-        for row, seq in dup.items():
-            self.add("seq_duplicate", sheet, f"{letters['seq']}{row}", seq, row=row, other=first_row[seq])
-        exempt = roster["exempt"] == "是"
-        reason = roster["exempt_reason"]
-        names = roster["name"]
+        rows = roster.index.tolist()
+        first_row: dict[Any, int] = {}
+        for row, seq in zip(rows, roster["seq"].tolist(), strict=True):
+            if is_blank(seq):
+                continue
+            if seq in first_row:
+                self.add("seq_duplicate", sheet, f"{letters['seq']}{row}", seq, row=row, other=first_row[seq])
+            else:
+                first_row[seq] = row
+        exempt_values = roster["exempt"].tolist()
+        exempt = [v == "是" for v in exempt_values]
+        reasons = roster["exempt_reason"].tolist()
+        names = dict(zip(rows, roster["name"].tolist(), strict=True))
         raw = self.book.tables["roster"].frame
-        typed_in = raw["exempt_reason"].notna() if "exempt_reason" in raw else pd.Series(False, index=raw.index)
-        for row in roster.index[exempt & reason.isna() & ~typed_in.reindex(roster.index, fill_value=False)]:
-            self.add("exempt_reason_missing", sheet, f"{letters.get('exempt_reason', 'H')}{row}", None,
-                     row=row, name=names[row])
-        for row in roster.index[~exempt & reason.notna()]:
-            self.add("exempt_reason_without_exempt", sheet, f"{letters.get('exempt', 'G')}{row}",
-                     roster.at[row, "exempt"] or "", row=row)
+        typed_in = ({row for row, v in zip(raw.index.tolist(), raw["exempt_reason"].tolist(), strict=True)
+                     if not is_blank(v)} if "exempt_reason" in raw else set())
+        for row, is_exempt, reason in zip(rows, exempt, reasons, strict=True):
+            if is_exempt and is_blank(reason) and row not in typed_in:
+                self.add("exempt_reason_missing", sheet, f"{letters.get('exempt_reason', 'H')}{row}", None,
+                         row=row, name=names[row])
+        for row, is_exempt, reason, value in zip(rows, exempt, reasons, exempt_values, strict=True):
+            if not is_exempt and not is_blank(reason):
+                self.add("exempt_reason_without_exempt", sheet, f"{letters.get('exempt', 'G')}{row}", value or "",
+                         row=row)
         age_reason = self.rules.lists.age_reason
-        by_age = exempt & (reason == age_reason)
         age = self.rules.exempt_age
-        for row in roster.index[by_age]:
-            birth = roster.at[row, "birth"]
+        for row, is_exempt, reason, birth in zip(rows, exempt, reasons, roster["birth"].tolist(), strict=True):
+            if not (is_exempt and reason == age_reason):
+                continue
             cell = f"{letters.get('birth', 'D')}{row}"
             if birth is None:
                 self.add("exempt_birth_missing", sheet, cell, None, row=row, name=names[row], reason=age_reason)
             elif self.year is not None and self.year - birth.year < age:
                 self.add("exempt_age_not_reached", sheet, cell, birth, row=row, name=names[row],
                          birth=birth.isoformat(), age=age)
-        for row, joined, t_in, t_out in zip(roster.index.tolist(), roster["joined"].tolist(),
+        for row, joined, t_in, t_out in zip(rows, roster["joined"].tolist(),
                                             roster["transfer_in"].tolist(), roster["transfer_out"].tolist(),
                                             strict=True):
             start, end = membership_span(joined, t_in, t_out)
@@ -382,29 +391,40 @@ class _Context:
         frame = grid.frame
         if "seq" not in frame.columns or "name" not in frame.columns:
             return
-        keys = pd.DataFrame({"seq": frame["seq"].map(parse_int), "name": frame["name"].map(_text)}, index=frame.index)
-        for row in keys.index[keys["seq"].isna() | (keys["seq"] == INVALID)]:
-            raw = frame.at[row, "seq"]
-            code = "value_required" if raw is None else "not_an_integer"
-            self.add(code, sheet, f"{grid.letters['seq']}{row}", raw, row=row, header="序号")
-        for row in keys.index[keys["name"].isna()]:
-            self.add("value_required", sheet, f"{grid.letters['name']}{row}", "", row=row, header="姓名")
-        keys["seq"] = keys["seq"].map(lambda v: None if v is INVALID else v)
-        matched = self._match(sheet, keys, roster, grid.letters, seq_required=True)
+        grid_rows = frame.index.tolist()
+        raw_seqs = frame["seq"].tolist()
+        seqs = [parse_int(v) for v in raw_seqs]
+        names_of = [_text(v) for v in frame["name"].tolist()]
+        for row, seq, raw_seq in zip(grid_rows, seqs, raw_seqs, strict=True):
+            if seq is INVALID or is_blank(seq):
+                code = "value_required" if raw_seq is None else "not_an_integer"
+                self.add(code, sheet, f"{grid.letters['seq']}{row}", raw_seq, row=row, header="序号")
+        for row, name in zip(grid_rows, names_of, strict=True):
+            if name is None:
+                self.add("value_required", sheet, f"{grid.letters['name']}{row}", "", row=row, header="姓名")
+        seqs = [None if v is INVALID else v for v in seqs]
+        matched = self._match(sheet, grid_rows, seqs, names_of, roster, grid.letters, seq_required=True)
         # each roster member exactly once
-        seen = matched.dropna()
-        dup = seen[seen.duplicated(keep="first")]
-        first_row = {s: r for r, s in seen[~seen.duplicated(keep="first")].items()}
-        for row, seq in dup.items():
-            self.add("member_twice_in_grid", sheet, f"{grid.letters['name']}{row}", keys.at[row, "name"],
-                     row=row, other=first_row[seq])
-        roster_valid = roster[roster["seq"].notna() & ~roster["seq"].duplicated(keep=False)]
-        missing = roster_valid[~roster_valid["seq"].isin(set(seen))]
-        if not roster_valid.empty and len(missing) == len(roster_valid):
+        first_row: dict[Any, int] = {}
+        for row, seq, name in zip(grid_rows, matched, names_of, strict=True):
+            if seq is None:
+                continue
+            if seq in first_row:
+                self.add("member_twice_in_grid", sheet, f"{grid.letters['name']}{row}", name, row=row,
+                         other=first_row[seq])
+            else:
+                first_row[seq] = row
+        roster_seqs = roster["seq"].tolist()
+        seq_counts = Counter(seq for seq in roster_seqs if not is_blank(seq))
+        roster_valid = [(row, seq, name) for row, seq, name in zip(roster.index.tolist(), roster_seqs,
+                                                                   roster["name"].tolist(), strict=True)
+                        if not is_blank(seq) and seq_counts[seq] == 1]
+        missing = [(row, name) for row, seq, name in roster_valid if seq not in first_row]
+        if roster_valid and len(missing) == len(roster_valid):
             # an empty grid, or one naming nobody on the roster: one problem, not one per member
             self.add("grid_without_members", sheet, f"A{spec.GRID_FIRST_ROW}")
         else:
-            for row, name in missing["name"].items():
+            for row, name in missing:
                 self.add("member_not_in_grid", spec.ROSTER.name,
                          f"{self.letters['roster'].get('name', 'B')}{row}", name, row=row)
         if not events:
@@ -424,11 +444,17 @@ class _Context:
             return (mark is INVALID, is_blank(mark), mark is not INVALID and mark == "假",
                     "blank" if is_blank(mark) or mark is INVALID else spec.MARK_CODES[mark])
 
-        parsed = map_distinct(raw, mark_of)
-        columns = list(zip(*parsed, strict=True)) if parsed else [(), (), (), ()]  # (an empty grid has no rows)
-        invalid, blank, leave, codes = (np.array(part, dtype=bool if k < 3 else object)
+        distinct: list[tuple[bool, bool, bool, str]] = []
+
+        def mark_index(value: Any) -> int:
+            distinct.append(mark_of(value))
+            return len(distinct) - 1
+
+        at = np.array(map_distinct(raw, mark_index), dtype=np.intp)
+        columns = list(zip(*distinct, strict=True)) if distinct else [(), (), (), ()]  # (an empty grid: no rows)
+        invalid, blank, leave, codes = (np.array(part, dtype=bool if k < 3 else object)[at]
                                         for k, part in enumerate(columns))
-        names = dict(zip(keys.index.tolist(), keys["name"].tolist(), strict=True))
+        names = dict(zip(grid_rows, names_of, strict=True))
 
         def report(code: str, at: np.ndarray, **extra: Any) -> None:
             for i in np.flatnonzero(at).tolist():
@@ -447,7 +473,7 @@ class _Context:
         # an exempt member's attendance may be recorded, not must: kept, not scored (WORKBOOK.md)
         exempt_seqs = {int(s) for s, e in zip(roster["seq"].tolist(), roster["exempt"].tolist(), strict=True)
                        if e == "是" and not is_blank(s)}
-        exempt_rows = np.tile(np.array([s in exempt_seqs for s in matched.tolist()], dtype=bool), len(events))
+        exempt_rows = np.tile(np.array([s in exempt_seqs for s in matched], dtype=bool), len(events))
         report("attendance_blank", blank & in_period & ~exempt_rows)
         report("attendance_leave_for_dues", leave & np.repeat([e.dues for e in events], n))
         if self.year is not None:
@@ -462,18 +488,19 @@ class _Context:
             report("mark_outside_membership", outside, basis=basis)
             codes = np.where(outside, "na", codes)  # the month is not applicable, whatever it says
         letters = [grid.letters[h] for h in headers]
+        row_texts = [str(r) for r in grid_rows]
         self.attendance = pd.DataFrame({
-            "seq": np.tile(matched.to_numpy(dtype=object), len(events)),
+            "seq": np.tile(np.array(matched, dtype=object), len(events)),
             "event": np.repeat(np.asarray(headers, dtype=object), n),
             "item": np.repeat(np.asarray([e.item for e in events], dtype=object), n),
             "month": months_of,
             "mark": codes,
             "row": rows,
-            "cell": [f"{letters[e]}{r}" for e, r in zip(event_of.tolist(), rows.tolist(), strict=True)],
+            "cell": [letter + r for letter in letters for r in row_texts],  # event by event, as `rows`
             "col": np.repeat([_column_index(letter) for letter in letters], n),
         })
 
-    def membership(self, roster: pd.DataFrame, matched: pd.Series, dates: list[dt.date | None],
+    def membership(self, roster: pd.DataFrame, matched: list[Any], dates: list[dt.date | None],
                    months_of: np.ndarray, n: int) -> np.ndarray:
         """Where each grid cell (event by event, as `months_of`) stands against its member's span in the branch:
         _INSIDE, _OUTSIDE, _EDGE (an undated event in the month the span starts or ends: either is accepted),
@@ -482,7 +509,7 @@ class _Context:
         assert self.year is not None
         spans = self._spans(roster)
         never, always = dt.date.min.toordinal(), dt.date.max.toordinal()
-        row_span = [spans.get(s) if s is not None else None for s in matched.tolist()]
+        row_span = [spans.get(s) if s is not None else None for s in matched]
         start = np.array([never if sp is None or sp[0] is None else sp[0].toordinal() for sp in row_span])
         end = np.array([always if sp is None or sp[1] is None else sp[1].toordinal() for sp in row_span])
         exempt = np.array([sp is None for sp in row_span], dtype=bool)
@@ -509,7 +536,7 @@ class _Context:
                 spans[int(seq)] = membership_span(joined, t_in, t_out)
         return spans
 
-    def basis_of(self, roster: pd.DataFrame, matched: pd.Series) -> list[str]:
+    def basis_of(self, roster: pd.DataFrame, matched: list[Any]) -> list[str]:
         """Per grid row, the roster dates that decide its member's span, in words (for the messages)."""
         words = {}
         for seq, joined, t_in, t_out in zip(roster["seq"].tolist(), roster["joined"].tolist(),
@@ -519,7 +546,7 @@ class _Context:
                                                                   ("转出日期", t_out)) if d is not None]
             if not is_blank(seq):
                 words[int(seq)] = "、".join(parts)
-        return [words.get(s, "") if s is not None else "" for s in matched.tolist()]
+        return [words.get(s, "") if s is not None else "" for s in matched]
 
     def event_months(self, dates: dict[str, Any], letters: dict[str, str]) -> dict[str, int]:
         """The month each event belongs to: its date in row 2 if given, else its slot's last month."""
@@ -562,13 +589,14 @@ class _Context:
             self._index = (name_by_seq, seq_by_name, counts, set(counts))
         return self._index
 
-    def _match(self, sheet: str, keys: pd.DataFrame, roster: pd.DataFrame, letters: dict[str, str],
-               seq_required: bool) -> pd.Series:
-        """The roster 序号 each row refers to (None where it refers to nobody), reporting why not."""
+    def _match(self, sheet: str, rows: list[int], seqs: list[Any], names: list[Any], roster: pd.DataFrame,
+               letters: dict[str, str], seq_required: bool) -> list[Any]:
+        """The roster 序号 each row (Excel row, 序号 and name given) refers to (None where it refers to nobody),
+        reporting why not."""
         name_by_seq, seq_by_name, counts, roster_names = self._roster_index(roster)
         found_seqs: dict[Any, int] = {}
         seq_letter, name_letter = letters.get("seq", "A"), letters.get("name", "B")
-        for row, seq, name in zip(keys.index.tolist(), keys["seq"].tolist(), keys["name"].tolist(), strict=True):
+        for row, seq, name in zip(rows, seqs, names, strict=True):
             if is_blank(name):
                 continue
             if not is_blank(seq):
@@ -590,28 +618,33 @@ class _Context:
                     self.add("name_not_in_roster", sheet, f"{name_letter}{row}", name, row=row)
                 elif counts.get(name, 0) > 1:
                     self.add("name_ambiguous", sheet, f"{seq_letter}{row}", None, row=row, name=name)
-        return pd.Series([found_seqs.get(row) for row in keys.index.tolist()], index=keys.index, dtype=object)
+        return [found_seqs.get(row) for row in rows]
 
     def match_members(self, sheet: spec.TableSheet, log: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
-        keys = pd.DataFrame({"seq": [None if v is None or v != v else int(v) for v in log["seq"].tolist()],
-                             "name": log["name"].to_numpy()}, index=log.index)
+        seqs = [None if v is None or v != v else int(v) for v in log["seq"].tolist()]
+        matched = self._match(sheet.name, log.index.tolist(), seqs, log["name"].tolist(), roster,
+                              self.letters[sheet.key], seq_required=False)
         log = log.copy()
-        log["seq"] = self._match(sheet.name, keys, roster, self.letters[sheet.key], seq_required=False)
+        log["seq"] = np.array(matched, dtype=object)
         return log
 
     def check_exempt_records(self, roster: pd.DataFrame) -> None:
-        exempt = roster[(roster["exempt"] == "是") & roster["seq"].notna()]
-        if exempt.empty:
+        names = {seq: name for seq, exempt, name in zip(roster["seq"].tolist(), roster["exempt"].tolist(),
+                                                        roster["name"].tolist(), strict=True)
+                 if exempt == "是" and not is_blank(seq)}
+        if not names:
             return
-        names = dict(zip(exempt["seq"], exempt["name"], strict=True))
         for sheet in spec.LOG_SHEETS:
             log = self.typed.get(sheet.key)
             if log is None or log.empty:
                 continue
-            hits = log[log["seq"].isin(set(names))].drop_duplicates("seq")
             letters = self.letters[sheet.key]
-            for row, seq in hits["seq"].items():
-                self.add("exempt_has_records", sheet.name, f"{letters.get('name', 'C')}{row}", names[seq], row=row)
+            reported = set()
+            for row, seq in zip(log.index.tolist(), log["seq"].tolist(), strict=True):
+                if seq in names and seq not in reported:  # each member once, at its first row
+                    reported.add(seq)
+                    self.add("exempt_has_records", sheet.name, f"{letters.get('name', 'C')}{row}", names[seq],
+                             row=row)
 
     # the result
     def branch_name(self) -> str | None:
