@@ -89,8 +89,7 @@ def score_branches(branches: list[Branch], rules: Rules, period: str = "annual",
     whole = _score(tables, rules, per, rates, detail)
     att = tables["attendance"]
     in_period = att[att["month"] <= per.last_month] if len(att) else att
-    base_max = (in_period.drop_duplicates(["branch", "event"]).assign(value=in_period["item"].map(
-        rules.base.points())).groupby("branch")["value"].sum() if len(in_period) else pd.Series(dtype=float))
+    base_max = _held_points(in_period, _item_points(in_period, rules)) if len(in_period) else pd.Series(dtype=float)
     split = _split(whole, branch_of, seq_of, len(branches), detail)
     for b, part in enumerate(split):
         part.base_max = float(base_max.get(b, 0.0))
@@ -173,27 +172,31 @@ def base_ledger(att: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.Data
     """One row per member and base item: the attended events times the item's points; then the prorating."""
     if att.empty:
         return _empty_ledger()
-    points = rules.base.points()
     names = rules.base.names()
-    att = att.assign(value=att["item"].map(points))
-    attended = att[att["mark"] == "attended"]
-    grouped = attended.groupby(["seq", "item"], sort=False).agg(
-        count=("value", "size"), points=("value", "sum"), row=("row", "first"), each=("value", "first"),
-    ).reset_index()
-    grouped["cell"] = cell_ranges(attended, ["seq", "item"]).to_numpy() if detail else ""
+    codes, items = pd.factorize(att["item"].to_numpy(dtype=object))
+    att = att.assign(value=_item_points(att, rules, codes, items))
+    is_attended = (att["mark"] == "attended").to_numpy()
+    attended = att[is_attended]
+    # a group per (member, item), numbered in order of first appearance (what groupby(sort=False) lists)
+    group, _keys = pd.factorize(attended["seq"].to_numpy(dtype=np.int64) * max(len(items), 1) + codes[is_attended])
+    first = np.unique(group, return_index=True)[1]
+    value = attended["value"]
+    count = np.bincount(group, minlength=len(first))
+    each = value.to_numpy()[first]
+    item_names = pd.Series(items).map(names).to_numpy()
     ledger = pd.DataFrame({
-        "seq": grouped["seq"], "part": PART_BASE, "item": grouped["item"].map(names),
-        "sheet": spec.GRID_SHEET, "row": grouped["row"], "cell": grouped["cell"],
-        "raw": grouped["count"].astype(float), "multiplier": grouped["each"].astype(float),
-        "points": grouped["points"].astype(float),
-        "note": [_attended_note(c, e) for c, e in zip(grouped["count"].tolist(), grouped["each"].tolist(),
-                                                        strict=True)] if detail else "",
+        "seq": attended["seq"].to_numpy()[first], "part": PART_BASE, "item": item_names[codes[is_attended][first]],
+        "sheet": spec.GRID_SHEET, "row": attended["row"].to_numpy()[first],
+        "cell": _cell_runs(group, attended["col"].to_numpy(), attended["cell"].to_numpy()) if detail else "",
+        "raw": count.astype(float), "multiplier": each.astype(float),
+        "points": value.groupby(group).sum().to_numpy().astype(float),
+        "note": [_attended_note(c, e) for c, e in zip(count.tolist(), each.tolist(), strict=True)] if detail else "",
         "code": BASE_ATTENDED,
     })
     if not rules.base.prorate:
         return ledger
     # members with not-applicable events: earned * period_max / applicable_max (period_max: the branch's grid)
-    period_max = att.drop_duplicates(["branch", "event"]).groupby("branch")["value"].sum()
+    period_max = _held_points(att, att["value"].to_numpy())
     is_na = att["mark"] == "na"
     per_member = att.assign(applicable=att["value"].where(~is_na, 0.0), na_count=is_na.astype(int)).groupby(
         "seq").agg(applicable=("applicable", "sum"), na_count=("na_count", "sum"), row=("row", "first"),
@@ -223,6 +226,24 @@ def base_ledger(att: pd.DataFrame, rules: Rules, detail: bool = True) -> pd.Data
     return pd.concat([ledger, prorate], ignore_index=True)
 
 
+def _item_points(att: pd.DataFrame, rules: Rules, codes: np.ndarray | None = None,
+                 items: np.ndarray | None = None) -> np.ndarray:
+    """`att["item"].map(rules.base.points())` as an array: each mark's item numbered (one hash a mark), its points
+    looked up once an item. `codes, items` is the item column factorized, when the caller has it."""
+    if codes is None or items is None:
+        codes, items = pd.factorize(att["item"].to_numpy(dtype=object))
+    return pd.Series(items, dtype=object).map(rules.base.points()).to_numpy()[codes]
+
+
+def _held_points(att: pd.DataFrame, value: np.ndarray) -> pd.Series:
+    """Per branch, the sum of `value` over its events, each event once (at its first mark): what
+    `att.drop_duplicates(["branch", "event"]).groupby("branch")["value"].sum()` gives."""
+    events, held = pd.factorize(att["event"].to_numpy(dtype=object))
+    branch = att["branch"].to_numpy()
+    first = np.sort(np.unique(branch * max(len(held), 1) + events, return_index=True)[1])
+    return pd.Series(value[first]).groupby(branch[first]).sum()
+
+
 def cap_note(rules: Rules) -> str:
     """The note on the ledger row taking back what an item's cap does not count."""
     inc = rules.incentive
@@ -237,6 +258,7 @@ def _attended_note(count: int, each: float) -> str:
     return f"参加{count}次，每次{_n(each)}分"
 
 
+@lru_cache(maxsize=4096, typed=True)  # (typed: 1 and 1.0 read differently; a branch repeats its activities)
 def _activity_note(content: object, leading: bool, multiplier: str) -> str:
     text = "" if content is None or content != content else str(content)
     if not leading:
@@ -466,13 +488,20 @@ def cell_ranges(cells: pd.DataFrame, by: list[str]) -> pd.Series:
     else:
         letters = cells["cell"].str.rstrip("0123456789")
         columns = letters.map({text: column_index_from_string(text) for text in letters.unique()})
-    d = pd.DataFrame({"group": cells.groupby(by, sort=False).ngroup().to_numpy(), "col": columns.to_numpy(),
-                      "cell": cells["cell"].to_numpy()}).sort_values(["group", "col"], kind="stable")
-    group, col, cell = d["group"].to_numpy(), d["col"].to_numpy(), d["cell"].to_numpy()
-    starts = np.ones(len(d), dtype=bool)
+    return pd.Series(_cell_runs(cells.groupby(by, sort=False).ngroup().to_numpy(), columns.to_numpy(),
+                                cells["cell"].to_numpy()), dtype=object)
+
+
+def _cell_runs(group: np.ndarray, col: np.ndarray, cell: np.ndarray) -> list[str]:
+    """`cell_ranges` of cells numbered by group (0, 1, … in order of first appearance)."""
+    if not len(group):
+        return []
+    order = np.lexsort((col, group))  # by group, then column; a stable sort, as cells come
+    group, col, cell = group[order], col[order], cell[order]
+    starts = np.ones(len(group), dtype=bool)
     starts[1:] = (group[1:] != group[:-1]) | (col[1:] != col[:-1] + 1)
     first = np.flatnonzero(starts)
-    last = np.append(first[1:] - 1, len(d) - 1)
+    last = np.append(first[1:] - 1, len(group) - 1)
     joined: list[str] = []
     previous = -1
     for g, a, b in zip(group[first].tolist(), cell[first].tolist(), cell[last].tolist(), strict=True):
@@ -482,4 +511,4 @@ def cell_ranges(cells: pd.DataFrame, by: list[str]) -> pd.Series:
         else:
             joined.append(run)
             previous = g
-    return pd.Series(joined, dtype=object)
+    return joined

@@ -373,3 +373,25 @@ def test_a_number_typed_with_its_unit_is_read(tmp_path):
     assert parse_number("分") is INVALID and parse_number("2个") is INVALID and parse_int("2026年度") is INVALID
     path = build(tmp_path / "a.xlsx", incentive=[act("张三", "志愿服务", "2分")], info_over={"year": "2026年"})
     assert codes(load(path)) == set()
+
+
+def test_grid_key_mistakes_each_at_its_cell_in_reading_order(tmp_path):
+    """A member twice in the grid, a grid row without 序号 or name or with a 序号 that is not a number, a 序号 the
+    roster does not have, and a reason given to a member who is not exempt: each one problem at its own cell,
+    listed sheet by sheet in reading order."""
+    roster = [member(1, "张三"), member(2, "李四", reason="年满75周岁"), member(3, "王五"), member(4, "赵六")]
+    grid_rows = [[1, "张三", *marks()], [2, "李四", *marks()], [1, "张三", *marks()], [None, "王五", *marks()],
+                 ["七", None, *marks()], [9, "赵六", *marks()]]
+    v = load(build(tmp_path / "x.xlsx", roster=roster, grid_rows=grid_rows))
+    assert [(p.sheet, p.cell, p.code) for p in v.problems] == [
+        ("党员名册", "I3", "exempt_reason_without_exempt"),
+        ("党员名册", "B4", "member_not_in_grid"),  # 王五's grid row has no 序号, 赵六's a 序号 the roster lacks
+        ("党员名册", "B5", "member_not_in_grid"),
+        ("基础积分", "B5", "member_twice_in_grid"),
+        ("基础积分", "A6", "value_required"),
+        ("基础积分", "A7", "not_an_integer"),
+        ("基础积分", "B7", "value_required"),
+        ("基础积分", "A8", "seq_not_in_roster"),
+    ]
+    twice = next(p for p in v.problems if p.code == "member_twice_in_grid")
+    assert "张三" in twice.message and "第3行" in twice.message  # the row it was first given in
