@@ -624,8 +624,7 @@ class _Context:
         seqs = [None if v is None or v != v else int(v) for v in log["seq"].tolist()]
         matched = self._match(sheet.name, log.index.tolist(), seqs, log["name"].tolist(), roster,
                               self.letters[sheet.key], seq_required=False)
-        log = log.copy()
-        log["seq"] = np.array(matched, dtype=object)
+        log["seq"] = np.array(matched, dtype=object)  # (the typed table is this book's own: no copy)
         return log
 
     def check_exempt_records(self, roster: pd.DataFrame) -> None:
@@ -671,7 +670,7 @@ class _Context:
                 frame["points"] = frame["points"].astype(float)
                 frame["leading"] = frame["leading"] == "是"
             tables[sheet.key] = frame
-        attendance = self.attendance.copy()
+        attendance = self.attendance  # made by check_grid for this branch alone
         attendance["seq"] = attendance["seq"].astype(int)
         return Branch(self.book.path, info, roster.reset_index(drop=True), attendance,
                       tables["incentive"], tables["negative"], tables["veto"], tables["objections"],
