@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +24,59 @@ from ..workbook import spec
 from .branch import notice_period, records
 
 SLIP_TEMPLATE = "slip.html"
+
+
+# A slip's rows, one small object each with fixed fields (a branch's page holds a couple of thousand: a slotted
+# object is one for the garbage collector to count and walk, where a SimpleNamespace is two).
+@dataclass(slots=True)
+class BaseRow:
+    item: str
+    attended: int
+    applicable: int
+    each: float
+    points: float = 0.0
+
+
+@dataclass(slots=True)
+class Activity:
+    date: dt.date
+    item: str
+    content: str
+    raw: float
+    multiplier: float
+    led: bool
+    points: float
+
+
+@dataclass(slots=True)
+class Cap:
+    item: str
+    note: str
+    points: float
+
+
+@dataclass(slots=True)
+class Adjustment:
+    """The prorating of not-applicable events, or 扣完为止."""
+
+    note: str
+    points: float
+
+
+@dataclass(slots=True)
+class Deduction:
+    date: dt.date
+    case: str
+    detail: str
+    points: float
+
+
+@dataclass(slots=True)
+class Veto:
+    condition: str
+    date: dt.date | None
+    basis: str
+    detail: str
 
 
 def render_slips(branch: Branch, scores: Scores, rules: Rules, start: dt.date, contact: str | None = None,
@@ -98,17 +152,17 @@ def member_slips(branch: Branch, scores: Scores, items: list[BaseItem], grid: _G
     reasons = dict(zip(branch.roster["seq"].tolist(), branch.roster["exempt_reason"].tolist(), strict=True))
     attended, applicable = grid.attended, grid.applicable
     slips: dict[Any, SimpleNamespace] = {}
-    base_rows: dict[tuple[Any, str], SimpleNamespace] = {}
+    base_rows: dict[tuple[Any, str], BaseRow] = {}
     for m in records(scores.members):
         seq = m["seq"]
         slip = SimpleNamespace(**m, exempt_reason=reasons.get(seq), h1_total=h1_totals.get(seq), base_items=[],
                                prorate=None, activities=[], caps=[], deduction_rows=[], floor=None, vetoes=[])
         if not m["exempt"]:
             for item in items:
-                row = SimpleNamespace(item=item.name, attended=attended.get((seq, item.key), 0),
-                                      applicable=applicable.get((seq, item.key), 0), each=item.points, points=0.0)
-                slip.base_items.append(row)
-                base_rows[seq, item.name] = row
+                base_row = BaseRow(item.name, attended.get((seq, item.key), 0),
+                                   applicable.get((seq, item.key), 0), item.points)
+                slip.base_items.append(base_row)
+                base_rows[seq, item.name] = base_row
         slips[seq] = slip
     incentive = _by_row(branch.incentive, period, ["date", "content", "leading"])
     negative = _by_row(branch.negative, period, ["date", "detail"])
@@ -117,30 +171,30 @@ def member_slips(branch: Branch, scores: Scores, items: list[BaseItem], grid: _G
     ledger = _columns(scores.ledger, ["seq", "part", "item", "sheet", "row", "raw", "multiplier", "points", "note"])
     incentive_sheet, negative_sheet = spec.INCENTIVE.name, spec.NEGATIVE.name
     for seq, part, item, sheet, row, raw, multiplier, points, note in zip(*ledger, strict=True):
-        slip = slips.get(seq)
-        if slip is None or slip.exempt:
+        owner = slips.get(seq)
+        if owner is None or owner.exempt:
             continue
+        slip = owner
         if part == PART_BASE:
             base = base_rows.get((seq, item))
             if base is None:  # the prorating row
-                slip.prorate = SimpleNamespace(note=note, points=points)
+                slip.prorate = Adjustment(note, points)
             else:
                 base.points = points
         elif part == PART_INCENTIVE:
             source = incentive.get(row) if sheet == incentive_sheet else None
             if source is None:  # what a cap takes back
-                slip.caps.append(SimpleNamespace(item=item, note=note, points=points))
+                slip.caps.append(Cap(item, note, points))
             else:
                 date, content, leading = source
-                slip.activities.append(SimpleNamespace(date=date, item=item, content=content or "", raw=raw,
-                                                       multiplier=multiplier, led=bool(leading), points=points))
+                slip.activities.append(Activity(date, item, content or "", raw, multiplier, bool(leading), points))
         elif part == PART_DEDUCTION:
             source = negative.get(row) if sheet == negative_sheet else None
             if source is None:  # 扣完为止: the deduction beyond what the member had is given back
-                slip.floor = SimpleNamespace(note=note, points=points)
+                slip.floor = Adjustment(note, points)
             else:
                 date, detail = source
-                slip.deduction_rows.append(SimpleNamespace(date=date, case=item, detail=detail or "", points=points))
+                slip.deduction_rows.append(Deduction(date, item, detail or "", points))
         elif part == PART_VETO:
             slip.vetoes = _vetoes(seq, item, note, vetoes)
     for slip in slips.values():
@@ -177,7 +231,7 @@ def _by_row(log: pd.DataFrame, period: Any, columns: list[str]) -> dict[Any, tup
     return {row[0]: row[1:] for row in _in_period(log, period, ["row", *columns])}
 
 
-def _vetoes(seq: Any, item: Any, note: Any, logged: dict[tuple[Any, str], tuple[Any, Any]]) -> list[SimpleNamespace]:
+def _vetoes(seq: Any, item: Any, note: Any, logged: dict[tuple[Any, str], tuple[Any, Any]]) -> list[Veto]:
     """The conditions of a member's veto row, each with its date and grounds when the branch logged it, else with
     what the grid showed (the months)."""
     conditions = str(item).split("；")
@@ -188,6 +242,5 @@ def _vetoes(seq: Any, item: Any, note: Any, logged: dict[tuple[Any, str], tuple[
     out = []
     for condition, detail in zip(conditions, notes, strict=True):
         row = logged.get((seq, condition))
-        out.append(SimpleNamespace(condition=condition, date=row[0] if row else None,
-                                   basis=(row[1] or "") if row else "", detail="" if row else detail))
+        out.append(Veto(condition, row[0] if row else None, (row[1] or "") if row else "", "" if row else detail))
     return out
