@@ -19,11 +19,12 @@ from pathlib import Path
 from .display import printable
 from .files import safe_component, sha256_or_blank
 from .history import (
-    carry_history,
+    HistoryMoves,
+    carry_sent_log,
     compare_with_previous,
-    history_name,
     load_previous,
     note_changes_since_first,
+    plan_history,
     write_manifest,
 )
 from .model import FileResult, RunError, RunOptions, RunReport
@@ -34,6 +35,7 @@ from .outdir import (
     check_claim,
     clear_stale,
     digest_for_manifest,
+    discard_staging,
     make_staging,
     place,
     prepare_container,
@@ -42,6 +44,7 @@ from .outdir import (
     swap_in,
     write_claim,
 )
+from .parts import PARTS
 from .people import same_person_in_two_branches
 from .problems import Problem, sort_key
 from .recipients import held_feedback, other_branch_named
@@ -146,12 +149,11 @@ def _run_locked(entries: list[Path], explicit: Path | None, container: Path, inp
             check_apart(out, inputs)
             recover_interrupted(out)
         check_claim(out, read_claim(out), year, options.period)
-        report = _finish(staging, out, processed, year, options, rules, registry, pool)
+        report, history = _finish(staging, out, processed, year, options, rules, registry, pool)
         report.seconds["workbooks"] = workbooks_done - started
-        report.kept = swap_in(staging, out, _previous_outputs(out),
-                              report.history_folder or history_name(_last_run(out)))
+        report.kept = swap_in(staging, out, _previous_outputs(out), history.spare, history.moves)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(staging)  # (unless a swap that failed could not give back what it had moved there)
         raise
     return report
 
@@ -193,8 +195,7 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
             results.append(res)
         else:
             jobs.append(Job(path, slot, rules, options.period, options.year, options.run_date, options.run_at,
-                            notice_start,
-                            options.contact, options.templates))
+                            notice_start, options.contact, parts=staging / PARTS, templates=options.templates))
     processed = list(map_chunks(jobs, pool, options.jobs, progress))
     for res, job in zip(processed, jobs, strict=True):
         res.slot = job.staging
@@ -224,7 +225,9 @@ def _process(staging: Path, entries: list[Path], options: RunOptions, rules: Rul
 
 
 def _finish(staging: Path, out: Path, results: list[FileResult], year: int | None, options: RunOptions,
-            rules: Rules, registry: dict[str, RegistryEntry] | None, pool: ProcessPoolExecutor | None) -> RunReport:
+            rules: Rules, registry: dict[str, RegistryEntry] | None,
+            pool: ProcessPoolExecutor | None) -> tuple[RunReport, HistoryMoves]:
+    """The town's outputs, the mail and run.json in staging; and what of OUT the swap moves under 历史/."""
     started = time.perf_counter()
     for res in results:
         if res.status == "ignored":
@@ -243,13 +246,16 @@ def _finish(staging: Path, out: Path, results: list[FileResult], year: int | Non
     write_town_outputs(staging, report, context, options.templates)  # while the workers write the summary and mail
     list(messages)
     summary.result()
+    shutil.rmtree(staging / PARTS, ignore_errors=True)  # every row is in the town's files now
     outputs_done = time.perf_counter()
-    report.history_folder = carry_history(out, staging, previous)
+    history = plan_history(out, previous)
+    report.history_folder = history.folder
+    carry_sent_log(out, staging)
     write_claim(staging, year, options.period)
-    write_manifest(staging, report, rules, options, previous)
+    write_manifest(staging, report, rules, options, previous, history.files(out))
     report.seconds = {"town outputs and mail": outputs_done - started,
                       "history and manifest": time.perf_counter() - outputs_done}
-    return report
+    return report, history
 
 
 def _ignored_digest(res: FileResult) -> str:
@@ -306,7 +312,7 @@ def _reject(res: FileResult, why: Problem, run_at: dt.datetime) -> None:
     res.status = "rejected"
     kept = [p for p in res.problems if p.code not in NOTICE_CODES]  # no notice now: nothing to say about its dates
     res.problems = sorted([why, *kept], key=sort_key)
-    res.members, res.ledger_rows, res.marks_rows, res.outputs = [], b"", b"", []
+    res.counts, res.parts, res.outputs = None, {}, []
     write_feedback(Path(res.source), res, res.slot, readable=True, run_at=run_at)
 
 

@@ -16,7 +16,7 @@ from .cli_chinese import INTEGER, Choice
 from .cli_chinese import Group as ChineseGroup
 from .cli_chinese import Path as PathType
 from .display import printable
-from .names import FAILED, SETTINGS_FILE, period_title
+from .names import SETTINGS_FILE, period_title
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -414,9 +414,8 @@ def _print_summary(console, report) -> None:
     most_first_half = len(first_half_only) * 2 > report.count("accepted") + report.count("rejected")
     for f in report.files:
         if f.status == "accepted":
-            scored = [m for m in f.members if not m["exempt"]]
-            failed = sum(m["grade"] == FAILED for m in scored)
-            note = f"{len(f.members)}名党员" + (f"，{failed}名不合格" if failed else "") + (
+            failed = f.counts.failed if f.counts else 0
+            note = f"{f.counts.members if f.counts else 0}名党员" + (f"，{failed}名不合格" if failed else "") + (
                 f"，{f.flags}处需复核" if f.flags else "")
             note = _plain(note) + "".join(f"。[yellow]公示开始日期早于支委会核定日期{p.value}，请核对[/yellow]"
                                           for p in f.problems if p.code == "notice_before_approval")

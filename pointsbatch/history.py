@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .files import atomic_write_text, safe_component, sha256_file
 from .model import FileResult, RunOptions, RunReport
 from .names import BRANCHES, HISTORY, SENT_LOG
+from .parts import LEDGER, MARKS, MEMBERS, member_dicts, read_part
 from .rules import Rules
 from .workbook import spec
 
@@ -45,15 +48,7 @@ def ledger_rows(branch: str, entries: Any) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def write_ledger_csv(path: Path, report: RunReport) -> None:
-    """Every branch's ledger in one file: what the next run compares against to say why a total changed.
-
-    Written branch by branch: a county's ledger is a million rows, and it is never held whole in memory."""
-    with path.open("wb") as fh:
-        fh.write(("\ufeff" + ",".join(LEDGER_CSV_COLUMNS) + "\r\n").encode("utf-8"))
-        for f in report.files:
-            if f.status == "accepted":
-                fh.write(f.ledger_rows)
+LEDGER_HEADER = ("\ufeff" + ",".join(LEDGER_CSV_COLUMNS) + "\r\n").encode("utf-8")
 
 
 def _parse_ledger(data: bytes | str) -> list[dict[str, str]]:
@@ -73,6 +68,7 @@ def _fmt(v: Any) -> str:
 
 
 MARKS_CSV_COLUMNS = ["branch", "seq", *(e.header for e in spec.GRID_EVENTS)]
+MARKS_HEADER = ("\ufeff" + ",".join(MARKS_CSV_COLUMNS) + "\r\n").encode("utf-8")
 _SYMBOLS = {code: symbol for symbol, code in spec.MARK_CODES.items()}
 
 
@@ -103,14 +99,6 @@ def marks_rows(branch: str, attendance: Any, last_month: int) -> bytes:
                                                                                              grid.tolist(),
                                                                                              strict=True))
     return buf.getvalue().encode("utf-8")
-
-
-def write_marks_csv(path: Path, report: RunReport) -> None:
-    with path.open("wb") as fh:
-        fh.write(("\ufeff" + ",".join(MARKS_CSV_COLUMNS) + "\r\n").encode("utf-8"))
-        for f in report.files:
-            if f.status == "accepted":
-                fh.write(f.marks_rows)
 
 
 def load_previous(out: Path, year: int | None = None, period: str | None = None) -> dict[str, Any]:
@@ -155,33 +143,52 @@ def _load_run(folder: Path) -> dict[str, Any]:
     return prev
 
 
-def _read_scores(path: Path, notes: list[str]) -> list[dict[str, str]] | None:
-    """scores.csv as written (UTF-8 with BOM), or as Excel re-saves it on a Chinese Windows (GBK)."""
-    import csv
-    import io
+class ScoresFile(NamedTuple):
+    """An earlier run's scores.csv, found readable: read again, row by row, when it is compared (it lists every
+    member of a county)."""
+    path: Path
+    encoding: str
 
+
+def _read_scores(path: Path, notes: list[str]) -> ScoresFile | None:
+    """scores.csv as written (UTF-8 with BOM), or as Excel re-saves it on a Chinese Windows (GBK)."""
     if not path.exists():
         notes.append("上次结果中的 scores.csv 已被删除：无法与上次的总分比较")
         return None
     try:
-        raw = path.read_bytes()
+        encoding = next((e for e in ("utf-8-sig", "gb18030") if _decodes(path, e)), None)
     except OSError as exc:
         notes.append(f"无法读取上次结果中的 scores.csv（{exc.strerror or exc}）：无法与上次的总分比较")
         return None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = raw.decode("gb18030")
-        except UnicodeDecodeError:
-            notes.append("上次结果中的 scores.csv 编码无法识别：无法与上次的总分比较")
-            return None
+    if encoding is None:
+        notes.append("上次结果中的 scores.csv 编码无法识别：无法与上次的总分比较")
+        return None
+    if encoding != "utf-8-sig":
         notes.append("上次结果中的 scores.csv 被另存为GBK编码（可能用Excel保存过），已按GBK读取")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if rows and not {"支部名称", "序号", "姓名", "总分"} <= set(rows[0]):
+    scores = ScoresFile(path, encoding)
+    first = next(_scores_rows(scores), None)
+    if first is not None and not {"支部名称", "序号", "姓名", "总分"} <= set(first):
         notes.append("上次结果中的 scores.csv 缺少「支部名称、序号、姓名、总分」列：无法与上次的总分比较")
         return None
-    return rows
+    return scores
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole file is text in `encoding` (read a block at a time)."""
+    try:
+        with open(path, encoding=encoding, newline="") as fh:
+            while fh.read(1 << 20):
+                pass
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _scores_rows(scores: ScoresFile) -> Iterator[dict[str, str]]:
+    import csv
+
+    with open(scores.path, encoding=scores.encoding, newline="") as fh:
+        yield from csv.DictReader(fh)
 
 
 def _first_run(out: Path, year: int, period: str, previous: dict[str, Any]) -> dict[str, Any] | None:
@@ -211,32 +218,32 @@ def _first_run(out: Path, year: int, period: str, previous: dict[str, Any]) -> d
 
 def compare_with_previous(previous: dict[str, Any] | None, results: list[FileResult]) -> list[dict[str, Any]]:
     """Each member whose total changed since `previous` (a run as `load_previous` gives it): old and new total and
-    the reasons in words."""
+    the reasons in words. The members are read from the parts the workers left, one workbook at a time."""
     if not previous or previous.get("scores") is None:
         return []
     old = {}
-    for r in previous["scores"]:
+    for r in _scores_rows(previous["scores"]):
         key = ((r.get("支部名称") or "").lstrip("'"), str(r.get("序号") or "").strip(), (r.get("姓名") or "").lstrip("'"))
         old[key] = _as_float(r.get("总分"))
     changed = []
     for f in results:
-        if f.status != "accepted":
+        if f.status != "accepted" or MEMBERS not in f.parts:
             continue
-        for m in f.members:
+        for m in member_dicts(f.parts[MEMBERS]):
             key = (m["branch"], str(m["seq"]), m["name"])
             new_total = None if m["total"] is None else round(float(m["total"]), 1)
             if key in old and old[key] != new_total:
                 changed.append((f, m, old[key]))
+    del old
     if not changed:
         return []
     # only now read the ledgers and marks, and only the rows of the members whose totals changed
     wanted = {(m["branch"], str(m["seq"])) for _f, m, _old in changed}
+    files = list({id(f): f for f, _m, _o in changed}.values())
     old_ledger = _ledger_facts(_csv_rows(previous.get("ledger_path")), wanted)
-    new_ledger = _ledger_facts((e for f in {id(f): f for f, _m, _o in changed}.values()
-                                for e in _parse_ledger(f.ledger_rows)), wanted)
+    new_ledger = _ledger_facts((e for f in files for e in _parse_ledger(read_part(f.parts[LEDGER]))), wanted)
     old_marks = _marks(_csv_rows(previous.get("marks_path")), wanted)
-    new_marks = _marks((e for f in {id(f): f for f, _m, _o in changed}.values()
-                        for e in _parse_marks(f.marks_rows)), wanted)
+    new_marks = _marks((e for f in files for e in _parse_marks(read_part(f.parts[MARKS]))), wanted)
     changes = []
     for _f, m, old_total in changed:
         ref = (m["branch"], str(m["seq"]))
@@ -349,31 +356,61 @@ def _in_words(verb: str, fact: tuple) -> str:
     return f"{verb}激励积分：{item} {raw}分{leading} {date}".rstrip()
 
 
-def carry_history(out: Path, staging: Path, previous: dict[str, Any]) -> str | None:
-    """The previous run's scores, ledger, marks, run.json and notices move under 历史/<its run time>/, after the
-    history it already had. Returns that folder's name (None: there was no previous run)."""
-    old_history = out / HISTORY
-    new_history = staging / HISTORY
-    if (out / SENT_LOG).exists():  # what `send` already mailed stays known, so nothing goes twice
+def carry_sent_log(out: Path, staging: Path) -> None:
+    """What `send` already mailed stays known, so nothing goes twice."""
+    if (out / SENT_LOG).exists():
         shutil.copy2(out / SENT_LOG, staging / SENT_LOG)
-    if old_history.is_dir():
-        shutil.copytree(old_history, new_history, dirs_exist_ok=True)
-    if previous:
-        known = previous.get("run_at")
-        stamp = history_name(previous) if known else _stamp(_modified(out / "scores.csv") or "上次")
-        target, n = new_history / stamp, 2
-        while target.exists():  # two runs of unknown time never overwrite each other
-            target, n = new_history / f"{stamp}_{n}", n + 1
-        target.mkdir(parents=True)
-        for name in ("scores.csv", "ledger.csv", "marks.csv", "run.json"):
-            if (out / name).exists():
-                shutil.copy2(out / name, target / name)
-        branches = out / BRANCHES
-        for notice in sorted(branches.glob("*/*.html")) if branches.is_dir() else []:
-            (target / BRANCHES / notice.parent.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(notice, target / BRANCHES / notice.parent.name / notice.name)
-        return target.name
-    return None
+
+
+@dataclass(frozen=True)
+class HistoryMoves:
+    """What of the previous OUT goes under 历史/ when this run is swapped in (outdir.swap_in moves it there then,
+    never copies it): the history it already had, and its own scores, ledger, marks, run.json and notices under
+    历史/<its run time>/."""
+
+    folder: str | None  # that folder's name (None: there was no previous run)
+    spare: str  # the folder of 历史/ for what the clerk left where this run writes (the same, if there is one)
+    moves: tuple[tuple[str, str], ...]  # (path in the previous OUT, path in the new one), '/'-separated
+
+    def files(self, out: Path) -> Iterator[tuple[str, Path]]:
+        """Every file the moves bring into the new OUT: (its path there, where it is now)."""
+        for source, target in self.moves:
+            path = out / source
+            if path.is_dir() and not path.is_symlink():
+                for inner in sorted(path.rglob("*")):
+                    if inner.is_file():
+                        yield f"{target}/{inner.relative_to(path).as_posix()}", inner
+            elif path.is_file():
+                yield target, path
+
+
+def plan_history(out: Path, previous: dict[str, Any]) -> HistoryMoves:
+    """Where the previous OUT's history and its run go in the new OUT; nothing is moved yet (an interrupted or
+    failed run leaves the previous OUT whole)."""
+    history = out / HISTORY
+    # the whole folder, in one move (a link the clerk made there is theirs: swap_in keeps it as a link)
+    moves = [(HISTORY, HISTORY)] if history.is_dir() and not history.is_symlink() else []
+    if not previous:
+        return HistoryMoves(None, _unused(history, "上次"), tuple(moves))
+    known = previous.get("run_at")
+    stamp = history_name(previous) if known else _stamp(_modified(out / "scores.csv") or "上次")
+    folder = _unused(history, stamp)
+    moves += [(name, f"{HISTORY}/{folder}/{name}") for name in ("scores.csv", "ledger.csv", "marks.csv", "run.json")
+              if (out / name).exists()]
+    branches = out / BRANCHES
+    for notice in sorted(branches.glob("*/*.html")) if branches.is_dir() else []:
+        rel = notice.relative_to(out).as_posix()
+        moves.append((rel, f"{HISTORY}/{folder}/{rel}"))
+    return HistoryMoves(folder, folder, tuple(moves))
+
+
+def _unused(history: Path, stamp: str) -> str:
+    """`stamp`, or `stamp_2`, `stamp_3`...: a name 历史/ does not have (runs of unknown time never overwrite each
+    other)."""
+    folder, n = stamp, 2
+    while (history / folder).exists() or (history / folder).is_symlink():
+        folder, n = f"{stamp}_{n}", n + 1
+    return folder
 
 
 def _stamp(run_at: str) -> str:
@@ -395,12 +432,17 @@ def history_name(previous: dict[str, Any]) -> str:
     return _stamp(previous.get("run_at") or "上次")
 
 
-def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunOptions,
-                   previous: dict[str, Any]) -> None:
-    outputs = []
-    for path in sorted(staging.rglob("*")):
-        if path.is_file() and path.name != "run.json" and not path.name.startswith(".pointsbatch"):
-            outputs.append({"path": path.relative_to(staging).as_posix(), "sha256": sha256_file(path)})
+def write_manifest(staging: Path, report: RunReport, rules: Rules, options: RunOptions, previous: dict[str, Any],
+                   carried: Iterable[tuple[str, Path]] = ()) -> None:
+    """run.json; `carried`: the files the swap will bring into OUT (HistoryMoves.files), listed as its outputs
+    too, at the paths they will have."""
+    from pathlib import PurePosixPath
+
+    found = [(PurePosixPath(path.relative_to(staging).as_posix()), path) for path in staging.rglob("*")
+             if path.is_file()]
+    found += [(PurePosixPath(rel), path) for rel, path in carried]
+    outputs = [{"path": rel.as_posix(), "sha256": sha256_file(path)} for rel, path in sorted(found, key=lambda x: x[0])
+               if rel.name != "run.json" and not rel.name.startswith(".pointsbatch")]
     manifest = {
         "tool": "pointsbatch",
         "run_at": options.run_at.isoformat(),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from . import clock
+from .parts import Part
 from .problems import Problem
 
 Status = Literal["accepted", "rejected", "ignored"]
@@ -31,6 +32,27 @@ class MemberRow(TypedDict):
     honours: str | None
     reward: float | None
     h1_total: float | None  # a file's fate in a run, as run.json says it
+
+
+@dataclass(frozen=True)
+class MemberCounts:
+    """What the town's outputs say of one accepted branch's members (render.town.member_counts): the summary's row,
+    the grade counts, the half year's bands; kept instead of the members themselves."""
+
+    members: int
+    scored: int  # not exempt
+    excellent: int  # of the scored, by grade
+    passed: int
+    failed: int
+    highest: float | None  # of the scored members' totals
+    lowest: float | None
+    average: float | None  # to one decimal
+    grades: dict[str, int]  # every member (the exempt too) by grade
+    bands: dict[int, int]  # the scored members' totals by band (total // town.BAND)
+
+    @property
+    def exempt(self) -> int:
+        return self.members - self.scored
 
 
 class RunError(Exception):
@@ -64,9 +86,9 @@ class FileResult:
     year: int | None = None
     problems: list[Problem] = field(default_factory=list)
     reason: str = ""
-    members: list[MemberRow] = field(default_factory=list)
-    ledger_rows: bytes = b""  # this branch's rows of ledger.csv, formatted in the worker: small to carry back
-    marks_rows: bytes = b""  # this branch's rows of marks.csv: each member's mark at each event
+    counts: MemberCounts | None = None  # of an accepted workbook's members
+    parts: dict[str, Part] = field(default_factory=dict)  # its rows of ledger.csv, marks.csv, scores.csv and its
+    # members, left in staging by the worker (parts.py): the main process never holds them all
     flags: int = 0
     base_max: float | None = None  # the most base points the branch's grid gives in the period
     email: str | None = None

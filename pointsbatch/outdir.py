@@ -12,11 +12,12 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import sha256_file, unique
+from .files import atomic_write_text, sha256_file, unique
 from .model import RunError
 from .names import BRANCHES, FEEDBACK, HISTORY, OUTBOX, SENT_LOG, period_title
 
@@ -24,6 +25,7 @@ MARKER = ".pointsbatch.json"  # in OUT: the year and period it holds, written by
 STAGING_PREFIX = ".pointsbatch-staging-"
 STAGING_SENTINEL = ".pointsbatch-staging"  # inside a staging folder: only such folders are ever cleaned up
 OLD_PREFIX = ".pointsbatch-old-"
+JOURNAL = ".pointsbatch-moving.json"  # in the old OUT during a swap: what was moved into the new one (swap_in)
 TOWN_OUTPUTS = ("scores.csv", "ledger.csv", "marks.csv", "index.html", "全镇汇总.xlsx")
 SLOTS = ".slots"  # inside staging: one folder a workbook, where its outputs are built before they are named
 # files a system or an office program drops into any folder: they do not make OUT someone else's
@@ -125,8 +127,11 @@ def make_staging(container: Path) -> Path:
     """A new staging folder in `container` (the folder OUT lives in), proven writable."""
     try:
         container.mkdir(parents=True, exist_ok=True)
-        staging = container / f"{STAGING_PREFIX}{os.getpid()}"
-        if (staging / STAGING_SENTINEL).is_file():
+        staging, n = container / f"{STAGING_PREFIX}{os.getpid()}", 2
+        while staging.exists() and not (staging / STAGING_SENTINEL).is_file():
+            # an interrupted swap's folder, holding what was OUT's until recover_interrupted puts it back
+            staging, n = container / f"{STAGING_PREFIX}{os.getpid()}-{n}", n + 1
+        if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
         (staging / STAGING_SENTINEL).write_bytes(b"")
@@ -136,37 +141,116 @@ def make_staging(container: Path) -> Path:
     return staging
 
 
+def discard_staging(staging: Path) -> None:
+    """Remove a staging folder after a failed run, unless it holds what was OUT's (a swap that could not put it back
+    leaves that to recover_interrupted: only a folder with the sentinel is ever removed)."""
+    if (staging / STAGING_SENTINEL).is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def old_name(out: Path) -> Path:
     return out.parent / f"{OLD_PREFIX}{out.name}"
 
 
 def recover_interrupted(out: Path) -> None:
-    """If a run was killed between its two renames, put the previous complete OUT back."""
+    """If a run was killed during its swap, put the previous complete OUT back: what the swap had already moved
+    into the new one (its 历史/, its run's files) goes back first, by the journal in the old OUT. If it was killed
+    after the new OUT took OUT's place, what is left of the old one goes."""
     old = old_name(out)
-    if old.exists() and not out.exists():
+    if not old.exists():
+        return
+    journal = _read_json(old / JOURNAL)
+    staging = out.parent / journal["staging"] if _is_journal(journal) else None
+    if not out.exists():
+        if staging is not None:
+            _move_back(old, staging, journal)
         os.replace(old, out)
-    elif old.exists() and ((old / MARKER).exists() or (old / "run.json").exists()):
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)  # the interrupted run's outputs, nothing of the old OUT's
+    elif staging is not None and staging.exists():
+        return  # a new OUT made by hand beside a swap never finished: nothing is removed, the clerk decides
+    elif any((old / name).exists() for name in (MARKER, "run.json", JOURNAL)):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def swap_in(staging: Path, out: Path, previous_outputs: dict[str, str], history: str) -> list[str]:
+def swap_in(staging: Path, out: Path, previous_outputs: dict[str, str], history: str,
+            moves: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Replace OUT by the complete staging folder: OUT is the old run or the new one, never a mixture.
 
     Every file of the old OUT that pointsbatch did not write (or that changed since it wrote it) is copied into the
-    new one first: at its own path when that is free, else under 历史/<history>/. Returns those paths."""
-    (staging / STAGING_SENTINEL).unlink(missing_ok=True)
+    new one first: at its own path when that is free, else under 历史/<history>/ (a folder the old OUT's 历史/ does
+    not have). `moves` (history.HistoryMoves: the old OUT's 历史/, and its run's files going under 历史/<history>/)
+    are moved, never copied, into the new one. A journal in the old OUT says what was moved: if anything fails,
+    all of it goes back and the old OUT is put back whole; if the process dies, recover_interrupted does that.
+    Returns the paths kept."""
     old = old_name(out)
-    kept: list[str] = []
-    if out.exists():
-        os.replace(out, old)  # nobody can add a file to the old OUT from here on
-        try:
-            kept = _carry_foreign(old, staging, previous_outputs, history)
-        except BaseException:
-            os.replace(old, out)
-            raise
-    os.replace(staging, out)
+    if not out.exists():
+        (staging / STAGING_SENTINEL).unlink(missing_ok=True)
+        os.replace(staging, out)
+        return []
+    if moves and _present(out / HISTORY / history):
+        raise RunError(f"输出文件夹的{HISTORY}中刚刚出现了 {history}，本次没有替换输出文件夹。请再运行一次。")
+    os.replace(out, old)  # nobody can add a file to the old OUT from here on
+    journal = {"staging": staging.name, "history": history, "moves": [list(m) for m in moves]}
+    try:
+        atomic_write_text(old / JOURNAL, json.dumps(journal, ensure_ascii=False))
+        (staging / STAGING_SENTINEL).unlink(missing_ok=True)  # it will hold what was OUT's: never removed as stale
+        for source, target in moves:
+            if target == HISTORY:  # the whole folder in one move, before anything is written under it
+                _move(old / source, staging / target)
+        if moves or (old / HISTORY).is_symlink():  # a real folder: nothing is written through a clerk's link
+            (staging / HISTORY).mkdir(exist_ok=True)
+        kept = _carry_foreign(old, staging, previous_outputs, history)
+        for source, target in moves:
+            if target != HISTORY:
+                _move(old / source, staging / target)
+        os.replace(staging, out)
+    except BaseException:
+        _move_back(old, staging, journal)
+        if staging.exists():
+            (staging / STAGING_SENTINEL).write_bytes(b"")  # nothing of the old OUT's in it now: the caller removes it
+        os.replace(old, out)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return kept
+
+
+def _move(source: Path, target: Path) -> None:
+    if not _present(source):
+        return  # gone since the run began (a clerk's doing): nothing to keep
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def _move_back(old: Path, staging: Path, journal: dict[str, Any]) -> None:
+    """Undo a swap's moves (those it got to), newest first, then drop the journal. What the swap wrote under
+    历史/<history>/ goes: that folder was new (swap_in checks)."""
+    for source, target in reversed(journal["moves"]):
+        here, back = staging / target, old / source
+        if target == HISTORY and journal.get("history"):
+            shutil.rmtree(here / journal["history"], ignore_errors=True)
+        if _present(here) and not _present(back):
+            back.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(here, back)
+    (old / JOURNAL).unlink(missing_ok=True)
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _is_journal(doc: Any) -> bool:
+    """A journal swap_in wrote: its paths inside OUT and its staging folder (nothing else is ever moved or removed)."""
+    return (isinstance(doc, dict) and isinstance(doc.get("staging"), str) and doc["staging"].startswith(STAGING_PREFIX)
+            and _inside_out(doc["staging"]) and "/" not in doc["staging"]
+            and (doc.get("history") is None or (_inside_out(doc["history"]) and "/" not in doc["history"]))
+            and isinstance(doc.get("moves"), list)
+            and all(isinstance(m, list) and len(m) == 2 and all(_inside_out(p) for p in m) for m in doc["moves"]))
+
+
+def _inside_out(rel: Any) -> bool:
+    return (isinstance(rel, str) and "\\" not in rel and not rel.startswith("/")
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
 
 
 def _carry_foreign(old: Path, staging: Path, previous_outputs: dict[str, str], history: str) -> list[str]:
@@ -179,7 +263,7 @@ def _carry_foreign(old: Path, staging: Path, previous_outputs: dict[str, str], h
         for name in sorted(files) + [d for d in dirs if (here / d).is_symlink()]:
             path = here / name
             rel = path.relative_to(old).as_posix()
-            if rel in (MARKER, "run.json", SENT_LOG) or rel.startswith(f"{HISTORY}/"):
+            if rel in (MARKER, "run.json", SENT_LOG, JOURNAL) or rel.startswith(f"{HISTORY}/"):
                 continue  # pointsbatch's own: the new run has its own, and carries the log and history
             link = path.is_symlink()
             if not link and rel in previous_outputs and previous_outputs[rel] == sha256_file(path):

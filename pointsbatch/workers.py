@@ -19,8 +19,10 @@ from .files import safe_component, sha256_or_blank
 from .history import ledger_rows, marks_rows
 from .model import FileResult
 from .names import BRANCHES, period_title
+from .parts import LEDGER, MARKS, MEMBERS, SCORES, PartWriter, members_part
 from .people import roster_people
 from .render.feedback import write_feedback
+from .render.town import member_counts, scores_rows
 from .rules import PERIODS, Rules
 from .workbook.messages import problem
 
@@ -41,6 +43,7 @@ class Job:
     run_at: dt.datetime
     notice_start: dt.date
     contact: str | None
+    parts: Path  # staging's private folder where the worker leaves the rows of the town's files (parts.py)
     templates: Path | None = None
 
 
@@ -82,14 +85,15 @@ def process_chunk(jobs: list[Job]) -> list[FileResult]:
             scores: list[tuple[Any, Any]] | None = _scores([branch for *_, branch in accepted], jobs[0])
         except Exception:  # one of them trips a bug: each is scored alone below, so the others go on
             scores = None
-        for n, (i, job, result, branch) in enumerate(accepted):
-            try:
-                annual, h1 = scores[n] if scores else _scores([branch], job)[0]
-                _render_branch(job, branch, result, annual, h1)
-            except OSError:
-                raise
-            except Exception as exc:
-                results[i] = _crashed(job, exc)
+        with PartWriter(jobs[0].parts, jobs[0].staging.name) as parts:  # named after the chunk's first slot
+            for n, (i, job, result, branch) in enumerate(accepted):
+                try:
+                    annual, h1 = scores[n] if scores else _scores([branch], job)[0]
+                    _render_branch(job, branch, result, annual, h1, parts)
+                except OSError:
+                    raise
+                except Exception as exc:
+                    results[i] = _crashed(job, exc)
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
@@ -159,7 +163,7 @@ def _scores(branches: list[Any], job: Job) -> list[tuple[Any, Any]]:
     return list(zip(annual, h1, strict=True))
 
 
-def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: Any) -> None:
+def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: Any, parts: PartWriter) -> None:
     from .render.branch import member_rows, records, render_notice, render_results
     from .render.slip import render_slips
 
@@ -176,11 +180,14 @@ def _render_branch(job: Job, branch: Any, result: FileResult, scores: Any, h1: A
     slips_rel = folder / f"{safe_component(branch.info.name)}{title}个人积分告知单.html"
     slips = render_slips(branch, scores, job.rules, job.notice_start, job.contact, h1, job.templates)
     (job.staging / slips_rel).write_text(slips, encoding="utf-8")
+    rows = [cast("MemberRow", {**m, "branch": branch.info.name}) for m in members]
+    data = {LEDGER: ledger_rows(branch.info.name, ledger),
+            MARKS: marks_rows(branch.info.name, branch.attendance, PERIODS[job.period].last_month),
+            SCORES: scores_rows(rows), MEMBERS: members_part(branch.info.name, members.columns)}
+    result.counts = member_counts(rows)
+    result.parts = {kind: parts.add(kind, rows_of_kind) for kind, rows_of_kind in data.items()}  # (once all are made)
     result.status = "accepted"
-    result.members = [cast("MemberRow", {**m, "branch": branch.info.name}) for m in members]
     result.people = roster_people(branch.roster)
-    result.ledger_rows = ledger_rows(branch.info.name, ledger)
-    result.marks_rows = marks_rows(branch.info.name, branch.attendance, PERIODS[job.period].last_month)
     result.flags = len(scores.flags)
     result.base_max = scores.base_max
     result.email = branch.info.email

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_save, atomic_write_bytes, atomic_write_text
+from ..files import atomic_save, atomic_write_text
 from ..jinja import format_number, render_text, template_path
-from ..model import MemberRow, RunOptions, RunReport
+from ..model import MemberCounts, MemberRow, RunOptions, RunReport
 from ..names import EXCELLENT, EXEMPT, FAILED, GRADES, PASSED
+from ..parts import LEDGER, MARKS, MEMBERS, SCORES, Members, copy_parts
 from ..people import branch_notes
 from ..rules import PERIODS, Rules
 from .xlsx_template import Rendered, render_xlsx
@@ -32,11 +36,13 @@ def _score(value: Any) -> str:
     return "" if value is None else f"{float(value):.1f}"
 
 
-def scores_csv(members: list[MemberRow]) -> bytes:
-    """scores.csv exactly as OUTPUTS.md names it: UTF-8 with BOM, scores to one decimal."""
+SCORES_HEADER = ("\ufeff" + ",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")  # UTF-8 with BOM: Excel opens it
+
+
+def scores_rows(members: Iterable[MemberRow]) -> bytes:
+    """Members' rows of scores.csv (no header), exactly as OUTPUTS.md names them: scores to one decimal."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
     for m in members:
         exempt = m["exempt"]
         writer.writerow([
@@ -46,7 +52,7 @@ def scores_csv(members: list[MemberRow]) -> bytes:
             "" if exempt else _score(m["total"]), m["grade"], "" if exempt else m["honours"],
             "" if m["reward"] is None else f"{float(m['reward']):.2f}",
         ])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return buf.getvalue().encode("utf-8")
 
 
 def render_summary(target: Path, context: dict[str, Any], templates: Path | None = None) -> None:
@@ -113,27 +119,52 @@ def render_index(context: dict[str, Any], templates: Path | None = None) -> str:
                        **context)
 
 
-def all_members(report: RunReport) -> list[MemberRow]:
-    return [m for f in report.files if f.status == "accepted" for m in f.members]
+def member_counts(members: Iterable[MemberRow]) -> MemberCounts:
+    """One branch's figures for the town's outputs (made in the worker, from the members it has at hand)."""
+    members = list(members)
+    scored = [m for m in members if not m["exempt"]]
+    totals = [m["total"] for m in scored if m["total"] is not None]
+    return MemberCounts(
+        members=len(members), scored=len(scored),
+        excellent=sum(m["grade"] == EXCELLENT for m in scored),
+        passed=sum(m["grade"] == PASSED for m in scored),
+        failed=sum(m["grade"] == FAILED for m in scored),
+        highest=max(totals) if totals else None, lowest=min(totals) if totals else None,
+        average=round(sum(totals) / len(totals), 1) if totals else None,
+        grades=dict(Counter(m["grade"] for m in members)),
+        bands=dict(Counter(int(t // BAND) for t in totals)),
+    )
 
 
+def all_members(report: RunReport, grade: str | None = None) -> Members:
+    """Every member of the accepted branches (with `grade`: the scored ones of that grade), read from the parts the
+    workers left whenever they are gone through."""
+    accepted = [f for f in report.files if f.status == "accepted" and f.counts is not None]
+    if grade is None:
+        length = sum(f.counts.members for f in accepted if f.counts)
+    else:
+        length = sum(getattr(f.counts, _GRADE_FIELD[grade]) for f in accepted)
+    return Members([f.parts[MEMBERS] for f in accepted], length, grade)
+
+
+_GRADE_FIELD = {EXCELLENT: "excellent", PASSED: "passed", FAILED: "failed"}
 _NO_FIGURES = dict.fromkeys(("members", "scored", "exempt", "excellent", "passed", "failed", "average", "highest",
                              "lowest", "base_max"))
 
 BAND = 10  # points per band of the half year's distribution
 
 
-def point_bands(totals: list[float], top: float) -> list[tuple[str, int]]:
-    """How many members scored in each band of `BAND` points, from 0 up to the period's maximum `top`: the
-    half year's picture, which has no grades."""
+def point_bands(bands: dict[int, int], highest: float | None, top: float) -> list[tuple[str, int]]:
+    """How many members scored in each band of `BAND` points (`bands`: band index -> members, `highest`: the
+    highest total), from 0 up to the period's maximum `top`: the half year's picture, which has no grades."""
     import math
 
-    edges = list(range(0, max(BAND, math.ceil(max([top, *totals]) / BAND) * BAND), BAND))
+    last = top if highest is None else max(top, highest)
+    edges = list(range(0, max(BAND, math.ceil(last / BAND) * BAND), BAND))
     counts = [0] * len(edges)
-    for t in totals:
-        counts[min(int(t // BAND), len(edges) - 1)] += 1
+    for band, n in bands.items():
+        counts[min(band, len(edges) - 1)] += n
     labels = [f"{lo}–{format_number(lo + BAND - 0.1)}分" for lo in edges[:-1]]
-    last = max([top, *totals])
     labels.append(f"{edges[-1]}–{format_number(last)}分" if last > edges[-1] else f"{edges[-1]}分")
     return list(zip(labels, counts, strict=True))
 
@@ -144,19 +175,12 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
     for f in report.files:
         if f.status == "ignored":
             continue
-        if f.status == "accepted":
-            ms = f.members
-            scored = [m for m in ms if not m["exempt"]]
-            totals = [m["total"] for m in scored if m["total"] is not None]
+        if f.status == "accepted" and f.counts is not None:
+            c = f.counts
             rows.append({
-                "name": f.branch, "status": "通过", "members": len(ms), "scored": len(scored),
-                "exempt": len(ms) - len(scored),
-                "highest": max(totals) if totals else None, "lowest": min(totals) if totals else None,
-                "base_max": f.base_max,
-                "excellent": sum(m["grade"] == EXCELLENT for m in scored),
-                "passed": sum(m["grade"] == PASSED for m in scored),
-                "failed": sum(m["grade"] == FAILED for m in scored),
-                "average": round(sum(totals) / len(totals), 1) if totals else None,
+                "name": f.branch, "status": "通过", "members": c.members, "scored": c.scored, "exempt": c.exempt,
+                "highest": c.highest, "lowest": c.lowest, "base_max": f.base_max,
+                "excellent": c.excellent, "passed": c.passed, "failed": c.failed, "average": c.average,
                 "note": "；".join(n for n in (f"{f.flags}处需复核" if f.flags else "", same.get(f.branch or "", ""))
                                  if n),
             })
@@ -170,15 +194,18 @@ def branch_rows(report: RunReport) -> list[dict[str, Any]]:
 def town_context(report: RunReport, rules: Rules, options: RunOptions, previous: dict[str, Any]) -> dict[str, Any]:
     from .supervision import supervision_rows
 
-    members = all_members(report)
-    scored = [m for m in members if not m["exempt"]]
+    counts = [f.counts for f in report.files if f.status == "accepted" and f.counts is not None]
     period = PERIODS[report.period]
     base_max = max((f.base_max or 0.0 for f in report.files if f.status == "accepted"), default=rules.base_max())
     top = base_max + rules.incentive.total_cap  # the most a member could have in the period
     if period.graded:
-        grade_counts = [(g, sum(m["grade"] == g for m in members)) for g in (*GRADES, EXEMPT)]
+        grade_counts = [(g, sum(c.grades.get(g, 0) for c in counts)) for g in (*GRADES, EXEMPT)]
     else:  # a half year has no grades: how its points are spread
-        grade_counts = point_bands([m["total"] for m in scored if m["total"] is not None], top)
+        bands: Counter[int] = Counter()
+        for c in counts:
+            bands.update(c.bands)
+        highest = max((c.highest for c in counts if c.highest is not None), default=None)
+        grade_counts = point_bands(bands, highest, top)
     return {
         "year": report.year,
         "period": period,
@@ -192,13 +219,13 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
         "town": rules.town,
         "branches": branch_rows(report),
         "supervision": supervision_rows(report.files, report.missing, options.templates),
-        "members": members,
-        "failed": [m for m in scored if m["grade"] == FAILED] if period.graded else [],
-        "excellent": [m for m in scored if m["grade"] == EXCELLENT] if period.graded else [],
+        "members": all_members(report),
+        "failed": all_members(report, FAILED) if period.graded else [],
+        "excellent": all_members(report, EXCELLENT) if period.graded else [],
         "grade_counts": grade_counts,
         "counts": {
             "files": len(report.files), "accepted": report.count("accepted"), "rejected": report.count("rejected"),
-            "ignored": report.count("ignored"), "missing": len(report.missing), "scored": len(scored),
+            "ignored": report.count("ignored"), "missing": len(report.missing), "scored": sum(c.scored for c in counts),
         },
         "changes": report.changes,
         "previous_run": previous.get("run_at", "") or ("时间不明" if previous else ""),
@@ -218,14 +245,26 @@ def town_context(report: RunReport, rules: Rules, options: RunOptions, previous:
 
 def write_town_outputs(staging: Path, report: RunReport, context: dict[str, Any],
                        templates: Path | None = None) -> None:
-    """scores.csv, ledger.csv, marks.csv and index.html (全镇汇总.xlsx is written by `write_summary`, in a worker)."""
-    from ..history import write_ledger_csv, write_marks_csv
+    """scores.csv, ledger.csv, marks.csv and index.html (全镇汇总.xlsx is written by `write_summary`, in a worker).
 
-    atomic_write_bytes(staging / "scores.csv", scores_csv(all_members(report)))
-    atomic_save(staging / "ledger.csv", lambda tmp: write_ledger_csv(Path(tmp), report))
-    atomic_save(staging / "marks.csv", lambda tmp: write_marks_csv(Path(tmp), report))
+    The CSVs are the accepted workbooks' rows the workers left in the parts, joined in the report's order."""
+    from ..history import LEDGER_HEADER, MARKS_HEADER
+
+    for name, header, kind in (("scores.csv", SCORES_HEADER, SCORES), ("ledger.csv", LEDGER_HEADER, LEDGER),
+                               ("marks.csv", MARKS_HEADER, MARKS)):
+        atomic_save(staging / name, partial(_join, header=header, report=report, kind=kind))
     atomic_write_text(staging / "index.html", render_index(context, templates))
 
 
+def _join(path: str, header: bytes, report: RunReport, kind: str) -> None:
+    """One of the town's CSVs: its header, then each accepted workbook's rows, as the worker left them."""
+    with open(path, "wb") as fh:
+        fh.write(header)
+        copy_parts((f.parts[kind] for f in report.files if f.status == "accepted" and kind in f.parts), fh)
+
+
 def write_summary(target: Path, context: dict[str, Any], templates: Path | None) -> None:
+    """全镇汇总.xlsx; the members come out of the parts here (in a worker), column by column."""
+    context = {**context, **{key: context[key].records() for key in ("members", "failed", "excellent")
+                             if isinstance(context[key], Members)}}
     render_summary(target, context, templates)
