@@ -128,7 +128,8 @@ def _load_run(folder: Path) -> dict[str, Any]:
             loaded = json.loads(manifest.read_text(encoding="utf-8"))
             if not isinstance(loaded, dict):
                 raise ValueError("not an object")
-            prev = loaded
+            # what is compared and named (not its list of files and outputs: a county's run.json is megabytes)
+            prev = {key: loaded[key] for key in ("tool", "year", "period", "run_at", "first_run") if key in loaded}
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             notes.append(f"上次结果中的 run.json 已损坏（{type(exc).__name__}），无法读取：不知道上次计分的时间和期间")
     prev["scores"] = _read_scores(scores, notes)
