@@ -30,7 +30,7 @@ def main() -> None:
     from pointsbatch.score import score_branches
     from pointsbatch.validate import validate_workbook, validate_workbooks
     from pointsbatch.workbook.read import read_workbook
-    from pointsbatch.workers import CHUNK
+    from pointsbatch.workers import CHUNK, freeze_imports, tune_gc
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
@@ -53,6 +53,8 @@ def main() -> None:
         out = Path(tmp)
         warm, paths = paths[0], paths[1:]
         score_branches([validate_workbook(read_workbook(warm), rules, "annual").branch], rules)  # imports, caches
+        tune_gc()  # as a worker is set up
+        freeze_imports()
         for i in range(0, len(paths), CHUNK):
             branches = []
             chunk = paths[i:i + CHUNK]
