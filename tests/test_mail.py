@@ -630,3 +630,26 @@ def test_dry_run_reads_only_the_headers_of_a_message(out, monkeypatch):
     monkeypatch.setattr(mail.email, "message_from_bytes", no_body)
     outcome = send_outbox(out, SmtpSettings(sender=SENDER), dry_run=True, log=quiet)
     assert len(outcome.sent) == 3 and outcome.exit_code == 0
+
+
+def test_a_message_is_written_as_the_standard_library_writes_it(tmp_path):
+    """build_message writes line ends in one go and takes the attachments' digests from their bytes: the message is
+    byte for byte what EmailMessage.as_bytes() gives, with the digest content_digest reads back from it."""
+    from email.policy import SMTP
+
+    from pointsbatch.names import ATTACHMENTS
+    from pointsbatch.render.message import build_message, content_digest, message_id
+
+    files = [tmp_path / "结果.xlsx", tmp_path / "公示.html"]
+    build(files[0])
+    files[1].write_text("<p>公示\r\n第二行\n第三行\r</p>" + "很长的一行" * 400, encoding="utf-8")
+    context = {"accepted": True, "branch": "第一党支部", "file": "a.xlsx", "year": 2026, "period": "年度",
+               "title": "2026年度", "days": 5, "flags": [], "errors": 0, "problems": [], "changes": [],
+               **{key: "" for key in ATTACHMENTS}}
+    data = build_message(context, files, "a@example.org")
+    msg = email.message_from_bytes(data, policy=SMTP)
+    assert msg.as_bytes() == data
+    digest = content_digest(msg)
+    assert msg["Message-ID"] == message_id(digest, "a@example.org", msg["Subject"])
+    assert msg.get_boundary() == f"=_pointsbatch_{digest[:32]}"
+    assert [p.get_payload(decode=True) for p in msg.iter_attachments()] == [f.read_bytes() for f in files]

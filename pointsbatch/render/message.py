@@ -14,6 +14,7 @@ import mimetypes
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -53,16 +54,33 @@ def build_message(context: dict[str, Any], attachments: list[Path], to: str | No
     for name, value in (headers or {}).items():
         msg[name] = _one_line(value)
     msg.set_content(render_text("mail_body.txt", templates, **context))
+    contents: list[bytes | None] = [None]  # (the body is read back from the message: its line ends as encoded)
     for path in attachments:
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         maintype, subtype = ctype.split("/", 1)
-        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
-    digest = content_digest(msg)
+        data = path.read_bytes()
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
+        contents.append(data)
+    digest = content_digest(msg, contents)
     msg["Message-ID"] = message_id(digest, to or "", subject)
     if msg.is_multipart():
         # "=_" occurs in neither base64 nor quoted-printable text, so the boundary cannot collide with a part
         msg.set_boundary(f"=_pointsbatch_{digest[:32]}")
-    return msg.as_bytes()
+    out = io.BytesIO()
+    _Generator(out, mangle_from_=False, policy=msg.policy).flatten(msg)  # as msg.as_bytes() does
+    return out.getvalue()
+
+
+class _Generator(BytesGenerator):
+    """The standard library's generator, with its line ends written in one go where a payload has no CR (base64
+    attachments, the body): the same bytes as its line-by-line loop (a write call per line), a third of the time
+    of a message."""
+
+    def _write_lines(self, lines: str) -> None:
+        if "\r" in lines:
+            super()._write_lines(lines)  # type: ignore[misc]
+        elif lines:
+            self.write(lines.replace("\n", self._NL))  # type: ignore[attr-defined]
 
 
 def message_id(digest: str, recipient: str, subject: str, variant: str = "") -> str:
@@ -71,16 +89,17 @@ def message_id(digest: str, recipient: str, subject: str, variant: str = "") -> 
     return f"<{h[:40]}@{MSGID_DOMAIN}>"
 
 
-def content_digest(msg: Message) -> str:
+def content_digest(msg: Message, contents: list[bytes | None] | None = None) -> str:
     """SHA-256 of what a message says: its body and attachments (names and contents), not its headers.
 
     An .xlsx attachment counts by the files inside it, less its document properties (docProps/: the time it was
-    written), so the same results written again by a later run count as the same content."""
+    written), so the same results written again by a later run count as the same content. `contents`: each leaf
+    part's decoded bytes where the caller has them (None where not), so they are not decoded again."""
     h = hashlib.sha256()
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        payload = part.get_payload(decode=True)
+    leaves = [part for part in msg.walk() if not part.is_multipart()]
+    known = contents if contents is not None and len(contents) == len(leaves) else [None] * len(leaves)
+    for part, content in zip(leaves, known, strict=True):
+        payload = part.get_payload(decode=True) if content is None else content
         data = payload if isinstance(payload, bytes) else b""
         for field in (part.get_content_type(), part.get_filename() or ""):
             raw = field.encode("utf-8")
