@@ -231,3 +231,13 @@ def test_a_registry_with_a_shared_strings_bomb_stops_the_run_before_calamine_rea
     result = CliRunner().invoke(main, ["run", str(inbox), "-o", str(tmp_path / "out"), "--registry", str(names)])
     assert result.exit_code == 2 and "支部名录" in result.output and "sharedStrings.xml" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_shared_strings_are_counted_however_prefixed_and_a_sheet_is_passed_over():
+    from pointsbatch.workbook.extent import SHARED_STRING_TAG, count_shared_strings, count_tags
+
+    parts = [b'<sst><si><t>a</t></si><si/><si\n><t>b</t></si></sst>', b'<x:sst><x:si><x:t>a</x:t></x:si></x:sst>',
+             b'<worksheet><sheetView position="visible"/><c r="A1"><v>1</v></c></worksheet>', b"",
+             b"<sst><sign/><si>x</si></sst>"]
+    assert [count_shared_strings(p, 100) for p in parts] == [3, 1, 0, 0, 1]
+    assert [count_shared_strings(p, 100) for p in parts] == [count_tags(SHARED_STRING_TAG, p, 100) for p in parts]

@@ -75,6 +75,14 @@ def count_tags(tag: re.Pattern[bytes], xml: bytes, limit: int, after: int = 0) -
     return count
 
 
+def count_shared_strings(xml: bytes, limit: int) -> int:
+    """The shared-string entries (`<si>`, however prefixed) in a part, as `count_tags` counts them; a part holding
+    neither `<si` nor `:si` (every sheet) is passed over at the speed of a substring search."""
+    if b"<si" not in xml and b":si" not in xml:
+        return 0
+    return count_tags(SHARED_STRING_TAG, xml, limit)
+
+
 def measure(xml: bytes, max_cells: int, max_area: int) -> Extent:
     """The extent of one worksheet part. Counting stops a little past `max_cells`. A sheet whose every cell lies
     within 9,999 rows and column ZZ (the usual case) is reported at that bound, without reading each cell, when

@@ -21,7 +21,15 @@ import pandas as pd
 
 from ..problems import Problem
 from . import spec
-from .extent import CELL_TAG, SHARED_STRING_TAG, Extent, column_letters, count_tags, measure
+from .extent import (
+    CELL_TAG,
+    SHARED_STRING_TAG,
+    Extent,
+    column_letters,
+    count_shared_strings,
+    count_tags,
+    measure,
+)
 from .messages import problem
 
 # Limits that keep one hostile file from exhausting the machine.
@@ -345,7 +353,7 @@ def _precheck(data: bytes, parts: dict[str, bytes] | None = None) -> Problem | N
                     if info.file_size <= KEEP_PART_BYTES:
                         part = zf.read(info)  # every part read once: zipfile checks its CRC
                         prolog, counted, has_sheet = part[:4096], 0, b"sheetData" in part
-                        shared = count_tags(SHARED_STRING_TAG, part, MAX_SHARED_STRINGS - strings)
+                        shared = count_shared_strings(part, MAX_SHARED_STRINGS - strings)
                     else:  # streamed first: a part of hundreds of MB is held whole only if it must be measured
                         prolog, counted, has_sheet, shared = _stream_part(zf, info, MAX_WORKBOOK_CELLS - cells,
                                                                           MAX_SHARED_STRINGS - strings)
