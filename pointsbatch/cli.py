@@ -323,7 +323,7 @@ def _print_problems(path: Path, branch: str | None, problems) -> None:
 @click.option("--rules", "rules_path", type=PathType(path_type=Path), help="积分规则文件（TOML），默认内置规则")
 @click.option("--jobs", type=INTEGER, default=0, help="同时处理的工作簿数，默认（也最多）为CPU核心数")
 @click.option("--notice-start", type=DATE,
-              help="公示开始日期，默认今天；可写 2026-07-05、2026/7/5 或 2026年7月5日")
+              help="公示开始日期，默认与计分日期相同；可写 2026-07-05、2026/7/5 或 2026年7月5日")
 @click.option("--contact", help="公示中受理异议的联系人，默认各支部的积分记录员")
 @click.option("--run-date", type=DATE, help="计分日期，默认今天")
 @click.option("--trust-workbook-addresses", is_flag=True,

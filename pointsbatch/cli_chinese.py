@@ -130,9 +130,9 @@ class Group(Command, click.Group):
         except click.ClickException as exc:
             show_error(exc)
             sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("已中止。", err=True)
-            sys.exit(1)
+        except click.Abort:  # Ctrl-C before the command's own work began: nothing was written
+            click.echo("已中止，没有写入任何文件。", err=True)
+            sys.exit(2)
         sys.exit(value if isinstance(value, int) else 0)
 
 

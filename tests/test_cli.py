@@ -93,3 +93,18 @@ def test_a_settings_file_date_takes_the_same_forms(tmp_path, monkeypatch):
     (tmp_path / "pointsbatch.toml").write_text('[run]\nnotice_start = "七月六日"\n', encoding="utf-8")
     result = invoke("run", str(inbox), "-o", str(tmp_path / "out"), "--jobs", "1", "--period", "h1")
     assert result.exit_code == 2 and "「七月六日」不是日期" in result.output
+
+
+def test_ctrl_c_before_the_work_begins_exits_2_saying_nothing_was_written(tmp_path, monkeypatch):
+    """Ctrl-C while the command line is still being read (click turns it into Abort): exit 2, as for any run that did
+    not happen, not 1 (which says workbooks were sent back)."""
+    import pointsbatch.cli as cli
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.DATE, "convert", interrupted)
+    (tmp_path / "收件").mkdir()
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "收件"), "--run-date", "2027-01-15"])
+    assert result.exit_code == 2 and "已中止，没有写入任何文件" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["收件"]
