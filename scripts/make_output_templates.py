@@ -61,7 +61,7 @@ def results_template() -> Workbook:
         ws,
         "{{ branch.name }}{{ title }}党员积分结果",
         [("序号", 6), ("姓名", 10), ("党员类别", 10), ("基础分", 8), ("激励分", 8), ("扣分", 7),
-         ("一票否决", 20), ("总分", 8), (graded("等次"), 12), (graded("可评先评优"), 10),
+         ("一票否决", 20), ("总分", 8), (graded("等次", "备注"), 12), (graded("可评先评优"), 10),
          (graded("奖励上限（元）"), 12), (graded("上半年总分"), 10)],
         ["{{ m.seq }}", "{{ m.name }}", "{{ m.category }}", "{{ m.base }}", "{{ m.incentive }}",
          "{{ m.deductions }}", "{{ m.veto }}", "{{ m.total }}", "{{ m.grade }}", "{{ m.honours }}",
@@ -115,7 +115,7 @@ def summary_template() -> Workbook:
     )
     supervision_sheet(wb.create_sheet("支部工作情况"))
     member_cols = [("支部名称", 24), ("序号", 6), ("姓名", 10), ("党员类别", 10), ("基础分", 8), ("激励分", 8),
-                   ("扣分", 7), ("一票否决", 20), ("总分", 8), (graded("等次"), 12), (graded("可评先评优"), 10),
+                   ("扣分", 7), ("一票否决", 20), ("总分", 8), (graded("等次", "备注"), 12), (graded("可评先评优"), 10),
                    (graded("奖励上限（元）"), 12)]
     member_cells = ["{{ m.branch }}", "{{ m.seq }}", "{{ m.name }}", "{{ m.category }}", "{{ m.base }}",
                     "{{ m.incentive }}", "{{ m.deductions }}", "{{ m.veto }}", "{{ m.total }}", "{{ m.grade }}",
