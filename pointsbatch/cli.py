@@ -245,6 +245,11 @@ def check(files: tuple[Path, ...], marked: Path | None, period: str, year: int |
                 click.echo(f"  无法写出标注副本到 {printable(str(marked))}（{exc.strerror or exc}）", err=True)
                 missing = True  # something asked for was not done
                 continue
+            except Exception:  # a workbook neither the patch nor openpyxl can write back (as `run`, no copy)
+                click.echo("  无法为这个工作簿生成标注副本（文件内部格式异常）；请按上面列出的问题逐项修改，"
+                           "或在 Excel/WPS 中另存为新的 .xlsx 后再检查", err=True)
+                missing = True
+                continue
             if not as_json:
                 click.echo(f"  已写出标注副本：{printable(str(target))}")
     if as_json:

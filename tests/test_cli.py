@@ -108,3 +108,24 @@ def test_ctrl_c_before_the_work_begins_exits_2_saying_nothing_was_written(tmp_pa
     result = CliRunner().invoke(main, ["run", str(tmp_path / "收件"), "--run-date", "2027-01-15"])
     assert result.exit_code == 2 and "已中止，没有写入任何文件" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["收件"]
+
+
+def test_check_marked_of_a_workbook_no_writer_can_copy_says_so_without_a_traceback(tmp_path):
+    """A cell with a duplicated attribute: calamine reads the workbook, lxml and openpyxl refuse to (no copy)."""
+    import zipfile
+
+    from helpers import member
+
+    source = build(tmp_path / "源.xlsx", roster=[member(1, "张三", birth="abc"), member(2, "李四")])
+    odd = tmp_path / "坏.xlsx"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(odd, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet3.xml":
+                data = data.replace(b'<c r="D2" s="9" t="inlineStr">', b'<c r="D2" s="9" t="inlineStr" t="inlineStr">')
+                assert b't="inlineStr" t="inlineStr"' in data
+            dst.writestr(info, data)
+    (tmp_path / "标注").mkdir()
+    result = CliRunner().invoke(main, ["check", "--marked", str(tmp_path / "标注"), str(odd)])
+    assert result.exit_code == 2 and "无法为这个工作簿生成标注副本" in result.output
+    assert "Traceback" not in result.output and list((tmp_path / "标注").iterdir()) == []

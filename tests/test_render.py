@@ -288,3 +288,12 @@ def test_a_repeat_row_with_expressions_constants_and_gaps(tmp_path):
         ["李四", 0, "分", None, "李四（0分）", None],
         ["合计", None, None, None, None, None]]
     assert out["E2"].border.left.style == "thin" and out["F1"].is_date
+
+
+def test_a_sheet_title_made_from_a_branch_name_is_one_excel_accepts():
+    """A town's template may title a sheet {{ branch.name }}: Excel refuses [ ] : * ? / \\ and a title that begins or
+    ends with an apostrophe (a branch named '第一支部' stopped that branch's outputs)."""
+    from pointsbatch.render.xlsx_template import _clean_title
+
+    assert [_clean_title(t) for t in ("'第一支部'", "a[1]:*?/\\b", "'''", "甲" * 40)] == ["第一支部", "a1b", "Sheet",
+                                                                                       "甲" * 31]

@@ -338,7 +338,8 @@ def _load(template: Path) -> _Plan:
 
 
 def _clean_title(title: str) -> str:
-    return re.sub(r"[\[\]:*?/\\]", "", title)[:31] or "Sheet"
+    # (Excel refuses a title that begins or ends with an apostrophe)
+    return re.sub(r"[\[\]:*?/\\]", "", title)[:31].strip("'") or "Sheet"
 
 
 # --- writing -----------------------------------------------------------------------------------------------------

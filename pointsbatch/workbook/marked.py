@@ -7,6 +7,7 @@ import datetime as dt
 import io
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.comments import Comment
@@ -15,7 +16,7 @@ from openpyxl.workbook.workbook import Workbook
 
 from ..problems import Problem
 from . import spec
-from .marked_xml import EXTERNAL_REFERENCE, Listing, patched_copy, reaches_out
+from .marked_xml import Listing, patched_copy, reaches_out
 from .messages import problem
 from .read import clean_key
 
@@ -68,12 +69,10 @@ def _marked(source: Path, problems: list[Problem], data: bytes | None) -> tuple[
     return wb, added
 
 
-_EXTERNAL_REFERENCE = EXTERNAL_REFERENCE  # (one definition for both paths, in marked_xml)
-
-
 def _remove_links(wb: Workbook) -> int:
     """Remove every hyperlink, link to another workbook, and formula that reaches beyond the workbook (HYPERLINK,
-    WEBSERVICE, a UNC path, DDE: kept as its text); how many.
+    WEBSERVICE, a UNC path, DDE: a cell's kept as its text; a defined name, conditional format or drop-down holding
+    one removed); how many.
 
     Cells are visited through openpyxl's cell store `Worksheet._cells` (private: openpyxl < 3.2 in pyproject, and
     `iter_rows` without it): `iter_rows` visits every empty cell of the used range too."""
@@ -89,10 +88,37 @@ def _remove_links(wb: Workbook) -> int:
                 cell.value = value
                 cell.data_type = "s"  # the formula's text, inert
                 removed += 1
+        removed += _remove_reaching_rules(ws)
+        sheet_names = getattr(ws, "defined_names", {})
+        for name in [n for n, d in sheet_names.items() if reaches_out(str(d.attr_text or ""))]:
+            del sheet_names[name]
+            removed += 1
     removed += len(wb._external_links)
     wb._external_links = []
-    for name in [n for n, d in wb.defined_names.items() if _EXTERNAL_REFERENCE.search(str(d.attr_text or ""))]:
+    for name in [n for n, d in wb.defined_names.items() if reaches_out(str(d.attr_text or ""))]:
         del wb.defined_names[name]
+        removed += 1
+    return removed
+
+
+def _remove_reaching_rules(ws: Any) -> int:
+    """Conditional formats and drop-downs whose formulas reach beyond the workbook (a name or a cell's formula
+    is not the only place a WEBSERVICE can hide); how many went."""
+    removed = 0
+    rules = getattr(ws.conditional_formatting, "_cf_rules", None)  # (openpyxl < 3.2, as `_cells` above)
+    if not isinstance(rules, dict):
+        rules = {}
+    for cf, cf_rules in list(rules.items()):
+        kept = [r for r in cf_rules if not any(reaches_out(str(f)) for f in (r.formula or []))]
+        removed += len(cf_rules) - len(kept)
+        if kept:
+            cf_rules[:] = kept
+        else:
+            del rules[cf]
+    validations = ws.data_validations.dataValidation
+    kept_dv = [dv for dv in validations if not any(reaches_out(str(f or "")) for f in (dv.formula1, dv.formula2))]
+    removed += len(validations) - len(kept_dv)
+    validations[:] = kept_dv
     return removed
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import html
 import io
 import posixpath
 import re
@@ -64,6 +65,14 @@ ERROR_RGB, WARNING_RGB = "00FF9999", "00FFE699"  # as openpyxl writes marked.ERR
 _RANGE = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})(?::([A-Z]{1,3})([1-9][0-9]{0,6}))?")
 _AFTER_F = re.compile(rb"f[\s>/]")  # (a search for a rare pair of bytes; what came before is looked at apart)
 _CELL_REF = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})")
+# what a sheet or workbook may hold that acts when the copy is opened or saved: an embedded or linked object (a
+# linked one needs no relationship), an ActiveX control, web publishing to a path; openpyxl's path drops them
+_LIVE = ("{*}oleObject", "{*}control", "{*}webPublishItem", "{*}webPublishObject", "{*}webPublishing")
+_FORMULAS = ("{*}f", "{*}formula", "{*}formula1", "{*}formula2")
+_MAY_MATTER = (b"hyperlink", b"tabSelected", b"oleObject", b"control", b"webPublish", b"<!--", b"&#", b"<![CDATA[")
+# the text of a conditional format's or a drop-down's formula, any prefix (within one tag: linear)
+_FORMULA_TEXT = re.compile(rb"<(?:[\w.-]++:)?formula[12]?+(?:\s[^<>]*+)?>([^<]*+)<")
+_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 _MAX_ROW, _MAX_COLUMN, _MAX_STYLES = 1_048_576, 16_384, 64_000
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_comments=False)
@@ -74,8 +83,6 @@ _AFTER_DEFINED_NAMES = ("calcPr", "oleSize", "customWorkbookViews", "pivotCaches
                         "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
 
 
-# how openpyxl keeps a reference to another workbook in a defined name: [1]Sheet1!A1
-EXTERNAL_REFERENCE = re.compile(r"\[\d+\]")
 # a formula that can reach beyond the workbook when the copy is opened: another workbook ([x.xlsx], [1]), a UNC
 # path (\\server\share), DDE (cmd|' /C calc'!A0), or a function that fetches or runs something
 _REACHING_CALL = re.compile(r"\\\\|\||\b(?:HYPERLINK|WEBSERVICE|RTD|CALL|REGISTER|REGISTER\.ID|EXEC|IMAGE)\s*+\(",
@@ -243,8 +250,10 @@ class _Patch:
         if listing.sheet_name.lower() in {name.lower() for name, _ in self.sheets}:
             raise Unpatchable("a problem sheet already")  # a marked copy sent back: openpyxl replaces its sheet
         for element in self.book.iter(_q("definedName")):
-            if EXTERNAL_REFERENCE.search(element.text or ""):
-                raise Unpatchable("a name referring to another workbook")
+            if len(element) or reaches_out(element.text or ""):
+                raise Unpatchable("a name that reaches beyond the workbook")
+        for element in self.book.iter(*_LIVE):
+            raise Unpatchable(f"a live object: {etree.QName(element).localname}")
         styles_part = next((t for t, kind in self.book_rels.values() if kind == _REL + "styles"), None)
         if styles_part is None or styles_part not in self.entries:
             raise Unpatchable("no styles")
@@ -258,6 +267,8 @@ class _Patch:
             xml = self.read(part)
             marks = by_sheet.get(name, {})
             printer = self.printer.get(part, set())
+            if not _utf8(xml):
+                raise Unpatchable(f"{part}: not UTF-8")  # (the byte searches below read UTF-8 only)
             if not marks and not printer and not _may_matter(xml):
                 continue
             root = _parse(xml)
@@ -304,11 +315,14 @@ class _Patch:
         return self.zipped(changed, [(entry, content) for entry, content, _ in added])
 
     def check_inert(self, root: etree._Element) -> None:
-        """Nothing openpyxl's path would remove or lose: hyperlinks, formulas that reach beyond the workbook."""
+        """Nothing openpyxl's path would remove or lose: hyperlinks, formulas that reach beyond the workbook (in a
+        cell, a conditional format or a drop-down), embedded or linked objects, controls, web publishing."""
         if root.find(_q("hyperlinks")) is not None:
             raise Unpatchable("hyperlinks")
-        for f in root.iter("{*}f"):  # (x14 extensions' xm:f too: openpyxl's copy drops extensions)
-            if reaches_out("=" + (f.text or "")):
+        for element in root.iter(*_LIVE):
+            raise Unpatchable(f"a live object: {etree.QName(element).localname}")
+        for f in root.iter(*_FORMULAS):  # (x14 extensions' xm:f too: openpyxl's copy drops extensions)
+            if len(f) or reaches_out("=" + (f.text or "")):  # (a comment inside would hide what it spells)
                 raise Unpatchable("a formula that reaches out")
 
     def patched_book(self, listing: Listing, listing_part: str) -> tuple[bytes, bytes]:
@@ -409,11 +423,25 @@ class _Patch:
 
 
 def _may_matter(xml: bytes) -> bool:
-    """Whether a sheet without problems could hold what the copy must look at: a formula, a hyperlink, or its tab
-    selected. A false yes only costs a parse."""
-    if b"hyperlink" in xml or b"tabSelected" in xml:
+    """Whether a sheet without problems could hold what the copy must look at: a formula in a cell, one that
+    reaches out in a conditional format or a drop-down, a hyperlink, a live object, or its tab selected; and
+    anything that could spell one so that these byte searches miss it (a comment, a processing instruction, a
+    character reference, CDATA). A false yes only costs a parse."""
+    if any(word in xml for word in _MAY_MATTER) or xml.find(b"<?", 1) >= 0:
         return True
-    return any(xml[m.start() - 1:m.start()] in (b"<", b":") for m in _AFTER_F.finditer(xml))  # <f>, <x:f ...>
+    if any(xml[m.start() - 1:m.start()] in (b"<", b":") for m in _AFTER_F.finditer(xml)):  # <f>, <x:f ...>
+        return True
+    return any(reaches_out(html.unescape(text.decode("utf-8", "replace"))) for text in _FORMULA_TEXT.findall(xml))
+
+
+def _utf8(xml: bytes) -> bool:
+    """Whether a part is UTF-8 (as Excel, WPS and LibreOffice write every part): no UTF-16 or UTF-32 byte order
+    mark or NUL, and a declaration, if any, that names no other encoding."""
+    head = xml[:200]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
+        return False
+    declared = _ENCODING.search(head)
+    return declared is None or declared[1].lower() in (b"utf-8", b"utf8")
 
 
 def _drop_cached_results(root: etree._Element) -> bool:
