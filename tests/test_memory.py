@@ -41,15 +41,6 @@ def state(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "收件"
-    folder.mkdir()
-    build(folder / "一支部.xlsx", info_over={"branch": "第一党支部"})
-    build(folder / "二支部.xlsx", info_over={"branch": "第二党支部"})
-    return folder
-
-
-@pytest.fixture
 def out_with_history(inbox: Path, tmp_path: Path, monkeypatch) -> Path:
     """An OUT after two runs: 历史/ keeps the first."""
     out = tmp_path / "out"

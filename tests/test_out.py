@@ -30,15 +30,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "收件"
-    folder.mkdir()
-    build(folder / "一支部.xlsx", info_over={"branch": "第一党支部"})
-    build(folder / "二支部.xlsx", info_over={"branch": "第二党支部"})
-    return folder
-
-
 def test_a_folder_of_documents_is_refused_and_left_as_it_was(inbox, tmp_path):
     docs = tmp_path / "我的文档"
     docs.mkdir()

@@ -252,8 +252,7 @@ class _Patch:
         for element in self.book.iter(_q("definedName")):
             if len(element) or reaches_out(element.text or ""):
                 raise Unpatchable("a name that reaches beyond the workbook")
-        for element in self.book.iter(*_LIVE):
-            raise Unpatchable(f"a live object: {etree.QName(element).localname}")
+        _refuse_live(self.book)
         styles_part = next((t for t, kind in self.book_rels.values() if kind == _REL + "styles"), None)
         if styles_part is None or styles_part not in self.entries:
             raise Unpatchable("no styles")
@@ -319,8 +318,7 @@ class _Patch:
         cell, a conditional format or a drop-down), embedded or linked objects, controls, web publishing."""
         if root.find(_q("hyperlinks")) is not None:
             raise Unpatchable("hyperlinks")
-        for element in root.iter(*_LIVE):
-            raise Unpatchable(f"a live object: {etree.QName(element).localname}")
+        _refuse_live(root)
         for f in root.iter(*_FORMULAS):  # (x14 extensions' xm:f too: openpyxl's copy drops extensions)
             if len(f) or reaches_out("=" + (f.text or "")):  # (a comment inside would hide what it spells)
                 raise Unpatchable("a formula that reaches out")
@@ -420,6 +418,11 @@ class _Patch:
         if len(content) != info.file_size or zlib.crc32(content) != info.CRC:
             raise Unpatchable(f"a damaged entry: {info.filename}")  # copied as it is, the copy would be damaged
         return raw
+
+
+def _refuse_live(root: etree._Element) -> None:
+    for element in root.iter(*_LIVE):
+        raise Unpatchable(f"a live object: {etree.QName(element).localname}")
 
 
 def _may_matter(xml: bytes) -> bool:
