@@ -99,6 +99,15 @@ def sheet_part(path: Path, sheet: str) -> str:
     return f"xl/worksheets/sheet{wb.sheetnames.index(sheet) + 1}.xml"
 
 
+def with_rows(source: Path, sheet: str, rows: bytes) -> tuple[str, bytes]:
+    """A sheet's zip entry, and its XML with the sheet data replaced by `rows`."""
+    part = sheet_part(source, sheet)
+    xml = entry(source, part)
+    data = re.search(rb"<sheetData>.*</sheetData>|<sheetData/>", xml)
+    assert data is not None
+    return part, xml.replace(data[0], rows)
+
+
 @pytest.fixture
 def rejected(tmp_path) -> tuple[Path, list[Problem]]:
     path = build(tmp_path / "x.xlsx", incentive=[act("张三", "志愿服务", 5), act("王五", "志愿服务", 1)],
@@ -137,14 +146,11 @@ def test_untouched_sheets_are_copied_as_their_compressed_bytes(rejected, tmp_pat
 
 def test_a_problem_cell_missing_from_the_sheet_is_inserted_in_row_and_column_order(tmp_path):
     source = build(tmp_path / "x.xlsx")
-    part = sheet_part(source, "负面清单")
-    xml = entry(source, part)
-    data = re.search(rb"<sheetData>.*</sheetData>|<sheetData/>", xml)
-    assert data is not None
     rows = (b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>date</t></is></c></row>'
             b'<row r="3"><c r="B3" t="inlineStr"><is><t>b</t></is></c><c r="D3" s="0" t="n"><v>4</v></c></row>'
             b'<row r="7"><c r="A7" t="inlineStr"><is><t>c</t></is></c></row></sheetData>')
-    odd = rewritten(source, tmp_path / "odd.xlsx", **{part.replace("/", "__"): xml.replace(data[0], rows)})
+    part, xml = with_rows(source, "负面清单", rows)
+    odd = rewritten(source, tmp_path / "odd.xlsx", **{part.replace("/", "__"): xml})
     cells = ["A3", "C3", "E3", "A2", "B5", "C9", "D3", "K40"]
     problems = [Problem("error", "x", "负面清单", cell, "", f"问题{cell}") for cell in cells]
     assert is_patched(odd, problems)
@@ -161,11 +167,8 @@ def test_a_problem_cell_missing_from_the_sheet_is_inserted_in_row_and_column_ord
 
 def test_a_sheet_without_rows_gets_its_marked_cells(tmp_path):
     source = build(tmp_path / "x.xlsx")
-    part = sheet_part(source, "异议处理")
-    xml = entry(source, part)
-    data = re.search(rb"<sheetData>.*</sheetData>", xml)
-    assert data is not None
-    empty = rewritten(source, tmp_path / "empty.xlsx", **{part.replace("/", "__"): xml.replace(data[0], b"<sheetData/>")})
+    part, xml = with_rows(source, "异议处理", b"<sheetData/>")
+    empty = rewritten(source, tmp_path / "empty.xlsx", **{part.replace("/", "__"): xml})
     problems = [Problem("warning", "x", "异议处理", "B2", "", "空表"), Problem("error", "y", "", "", "", "整个文件")]
     assert is_patched(empty, problems)
     fast, slow = both_copies(empty, problems, tmp_path)
@@ -188,14 +191,10 @@ def test_shared_formulas_inline_strings_and_prefixed_xml_are_patched(tmp_path):
     """As other tools write a sheet: a namespace prefix on every element (WPS and some generators), shared
     formulas, custom document properties."""
     source = build(tmp_path / "x.xlsx")
-    part = sheet_part(source, "负面清单")
-    xml = entry(source, part)
-    data = re.search(rb"<sheetData>.*</sheetData>", xml)
-    assert data is not None
     rows = (b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>a</t></is></c></row>'
             b'<row r="2"><c r="F2"><v>1</v></c><c r="G2"><f t="shared" ref="G2:G4" si="0">F2*2</f><v>2</v></c></row>'
             b'<row r="3"><c r="F3"><v>2</v></c><c r="G3"><f t="shared" si="0"/><v>4</v></c></row></sheetData>')
-    body = xml.replace(data[0], rows)
+    part, body = with_rows(source, "负面清单", rows)
     prefixed = re.sub(rb"<(/?)(?=[a-zA-Z])", rb"<\1x:", body).replace(
         b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"',
         b'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"')

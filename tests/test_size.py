@@ -64,19 +64,26 @@ def ten_million_cells(path: Path) -> Path:
     return path
 
 
+def run_beside_a_good_workbook(inbox: Path, out: Path) -> dict[str, dict]:
+    """`run` (in a child process, its memory measured) over INBOX and a good workbook: the good one is accepted, the
+    run ends without a traceback within 1 GB, the inputs are untouched; run.json's files by name."""
+    build(inbox / "好.xlsx", info_over={"branch": "第二党支部"})
+    before = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    status, output, peak_mb = run_measured(inbox, out)
+    assert status == 1 and "Traceback" not in output
+    assert peak_mb < 1024, peak_mb
+    assert {p.name: p.read_bytes() for p in inbox.iterdir()} == before
+    files = {f["name"]: f for f in json.loads((out / "run.json").read_text("utf-8"))["files"]}
+    assert files["好.xlsx"]["status"] == "accepted"
+    return files
+
+
 def test_a_50kb_workbook_with_one_cell_at_xfd20000_is_refused_without_building_its_grid(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     far = far_cell(inbox / "远处.xlsx")
     assert far.stat().st_size < 60_000
-    build(inbox / "好.xlsx", info_over={"branch": "第二党支部"})
-    before = {p.name: p.read_bytes() for p in inbox.iterdir()}
-    status, output, peak_mb = run_measured(inbox, tmp_path / "out")
-    assert status == 1 and "Traceback" not in output
-    assert peak_mb < 1024, peak_mb
-    assert {p.name: p.read_bytes() for p in inbox.iterdir()} == before
-    files = {f["name"]: f for f in json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))["files"]}
-    assert files["好.xlsx"]["status"] == "accepted"
+    files = run_beside_a_good_workbook(inbox, tmp_path / "out")
     assert files["远处.xlsx"]["status"] == "rejected"
     assert {p["code"] for p in files["远处.xlsx"]["problems"]} == {"file_too_large"}
     assert "XFD20000" in files["远处.xlsx"]["problems"][0]["message"]
@@ -89,14 +96,7 @@ def test_ten_million_cells_are_refused_within_1gb_and_get_no_marked_copy(tmp_pat
     inbox.mkdir()
     big = ten_million_cells(inbox / "千万.xlsx")
     assert big.stat().st_size < 50 * 1024 * 1024  # within the file-size limit: the cells are what is refused
-    build(inbox / "好.xlsx", info_over={"branch": "第二党支部"})
-    before = {p.name: p.read_bytes() for p in inbox.iterdir()}
-    status, output, peak_mb = run_measured(inbox, tmp_path / "out")
-    assert status == 1 and "Traceback" not in output
-    assert peak_mb < 1024, peak_mb
-    assert {p.name: p.read_bytes() for p in inbox.iterdir()} == before
-    files = {f["name"]: f for f in json.loads((tmp_path / "out" / "run.json").read_text("utf-8"))["files"]}
-    assert files["好.xlsx"]["status"] == "accepted"
+    files = run_beside_a_good_workbook(inbox, tmp_path / "out")
     assert [p["code"] for p in files["千万.xlsx"]["problems"]] == ["file_too_large"]
     assert sorted(p.name for p in (tmp_path / "out" / "问题反馈").iterdir()) == ["千万_问题清单.txt"]
 
