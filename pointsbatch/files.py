@@ -127,6 +127,45 @@ def unique(unit: str, taken: set[str], folder: str = "") -> str:
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+class RawZip:
+    """A zip written entry by entry from each entry's compressed bytes as they are (zipfile compresses whatever it
+    writes: an entry copied from another zip, or compressed once and reused, would be inflated and deflated again).
+    Every entry is dated 1980-01-01 00:00 (ZIP_EPOCH); no zip64 (a workbook is far below 4 GB: ValueError beyond)."""
+
+    _DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01 in MS-DOS date format; the time is 00:00:00 (0)
+
+    def __init__(self, made_by: int = 20) -> None:
+        self.made_by = made_by  # (the "version made by" of the central directory: 20, or (3 << 8) | 20 for Unix)
+        self.chunks: list[bytes] = []
+        self.central: list[bytes] = []
+        self.offset = 0
+
+    def add(self, name: str, raw: bytes, method: int, crc: int, size: int, external_attr: int = 0) -> None:
+        """An entry: its compressed bytes `raw` (`method`: 8 deflated, 0 stored), the CRC-32 and size of its
+        content."""
+        import struct
+
+        encoded = name.encode("utf-8")
+        flags = 0 if encoded.isascii() else 0x800
+        if len(raw) > 0xFFFFFFFE or size > 0xFFFFFFFE or self.offset > 0xFFFFFFFE or len(self.central) > 0xFFFE:
+            raise ValueError("too large for a zip without zip64")
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, self._DATE, crc, len(raw), size,
+                             len(encoded), 0)
+        self.central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", self.made_by, 20, flags, method, 0,
+                                        self._DATE, crc, len(raw), size, len(encoded), 0, 0, 0, 0,
+                                        external_attr & 0xFFFFFFFF, self.offset) + encoded)
+        self.chunks += [header, encoded, raw]
+        self.offset += len(header) + len(encoded) + len(raw)
+
+    def finish(self) -> bytes:
+        import struct
+
+        directory = b"".join(self.central)
+        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(self.central), len(self.central), len(directory),
+                          self.offset, 0)
+        return b"".join(self.chunks) + directory + end
+
+
 def fixed_zip_dates(data: bytes, replace: dict[str, bytes] | None = None) -> bytes:
     """The same zip with every entry dated 1980-01-01 (as XlsxWriter dates its own): its bytes then depend on its
     content alone. `replace`: entries whose content is given anew."""

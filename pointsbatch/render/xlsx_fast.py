@@ -21,7 +21,6 @@ import datetime as dt
 import io
 import math
 import re
-import struct
 import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from ..files import RawZip
 from ..workbook.values import map_distinct
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -730,19 +730,8 @@ def _deflated(data: bytes) -> tuple[int, bytes]:
 
 def _zip(entries: list[tuple[str, bytes]]) -> bytes:
     """A zip of deflated entries dated 1980-01-01 (as XlsxWriter dates them): the same parts give the same bytes."""
-    out = bytearray()
-    central = bytearray()
-    date, time = (0 << 9) | (1 << 5) | 1, 0
+    out = RawZip()
     for name, data in entries:
         crc, packed = _deflated(data)
-        raw = name.encode()
-        offset = len(out)
-        out += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, time, date, crc, len(packed), len(data),
-                           len(raw), 0) + raw
-        out += packed
-        central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, time, date, crc, len(packed),
-                               len(data), len(raw), 0, 0, 0, 0, 0, offset) + raw
-    out += central
-    out += struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central),
-                       len(out) - len(central), 0)
-    return bytes(out)
+        out.add(name, packed, 8, crc, len(data))
+    return out.finish()

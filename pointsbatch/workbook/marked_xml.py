@@ -34,6 +34,7 @@ from functools import partial
 
 from lxml import etree
 
+from ..files import RawZip
 from .extent import column_letters
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -384,17 +385,23 @@ class _Patch:
     def zipped(self, changed: dict[str, bytes], added: list[tuple[str, bytes]]) -> bytes:
         """The copy's zip: entries left alone as their compressed bytes, the rest deflated; all dated 1980-01-01
         as `files.fixed_zip_dates` dates them."""
-        out = _ZipWriter()
+        out = RawZip(made_by=(3 << 8) | 20)
+
+        def deflated(name: str, content: bytes, external_attr: int) -> None:
+            compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+            raw = compressor.compress(content) + compressor.flush()
+            out.add(name, raw, zipfile.ZIP_DEFLATED, zlib.crc32(content), len(content), external_attr)
+
         for name, info in self.entries.items():
             if name in self.dropped:
                 continue
             if name in changed:
-                out.add(name, changed[name], info.external_attr)
+                deflated(name, changed[name], info.external_attr)
             else:
-                out.add_raw(info, self.raw(info))
+                out.add(name, self.raw(info), info.compress_type, info.CRC, info.file_size, info.external_attr)
         for name, content in added:
-            out.add(name, content, 0)
-        return out.finish()
+            deflated(name, content, 0)
+        return out.finish()  # (too large for a plain zip: ValueError, and patched_copy leaves it to openpyxl)
 
     def raw(self, info: zipfile.ZipInfo) -> bytes:
         """An entry's compressed bytes, as its local header places them (zipfile has no public call for this)."""
@@ -797,43 +804,3 @@ def _app() -> bytes:
     from openpyxl.xml.functions import tostring
 
     return tostring(ExtendedProperties().to_tree())
-
-
-class _ZipWriter:
-    """A zip written entry by entry, taking an entry's compressed bytes as they are. zipfile compresses whatever it
-    writes; copying a workbook's untouched sheets as their deflated bytes saves inflating and deflating them again.
-    Dates are 1980-01-01 00:00 (as files.ZIP_EPOCH); no zip64: a marked copy is far below 4 GB."""
-
-    _DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01 in MS-DOS date format; the time is 00:00:00 (0)
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.central: list[bytes] = []
-        self.offset = 0
-
-    def add(self, name: str, content: bytes, external_attr: int) -> None:
-        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-        raw = compressor.compress(content) + compressor.flush()
-        self._entry(name, raw, zipfile.ZIP_DEFLATED, zlib.crc32(content), len(content), external_attr)
-
-    def add_raw(self, info: zipfile.ZipInfo, raw: bytes) -> None:
-        self._entry(info.filename, raw, info.compress_type, info.CRC, info.file_size, info.external_attr)
-
-    def _entry(self, name: str, raw: bytes, method: int, crc: int, size: int, external_attr: int) -> None:
-        encoded = name.encode("utf-8")
-        flags = 0 if encoded.isascii() else 0x800
-        if len(raw) > 0xFFFFFFFE or size > 0xFFFFFFFE or self.offset > 0xFFFFFFFE or len(self.central) > 0xFFFE:
-            raise Unpatchable("too large for a plain zip")
-        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, self._DATE, crc, len(raw), size,
-                             len(encoded), 0)
-        self.central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", (3 << 8) | 20, 20, flags, method, 0,
-                                        self._DATE, crc, len(raw), size, len(encoded), 0, 0, 0, 0,
-                                        external_attr & 0xFFFFFFFF, self.offset) + encoded)
-        self.chunks += [header, encoded, raw]
-        self.offset += len(header) + len(encoded) + len(raw)
-
-    def finish(self) -> bytes:
-        directory = b"".join(self.central)
-        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(self.central), len(self.central), len(directory),
-                          self.offset, 0)
-        return b"".join(self.chunks) + directory + end
